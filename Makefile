@@ -1,0 +1,46 @@
+# Two commands for a new user: `make serve` and `make test`. Both build .venv when missing.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch that lies on our machines' disk; a looser spec makes pip download
+# several GB of CUDA libraries. Override on a machine with a GPU: make TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+INDEX_DIR ?= var/index
+ADDRESS ?= 127.0.0.1:50051
+
+.PHONY: venv test lint unit serve bench-encode text-recipes clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[service,dev,bench]"
+	@touch $(STAMP)
+
+test: lint unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest
+
+serve: $(STAMP)
+	@echo "The gRPC service is not built yet (issue 5). What works today:"
+	@echo "  $(VENV)/bin/recommender embed --text 'ليبيا توقع مذكرات تفاهم أمنية'"
+	@echo "When it lands, this target will index data/ into $(INDEX_DIR) if needed and serve it on $(ADDRESS)."
+	$(VENV)/bin/recommender embed --text "ليبيا توقع مذكرات تفاهم أمنية وعسكرية مع تركيا وقطر ومالطا" --max-values 4
+
+bench-encode: $(STAMP)
+	$(PY) benchmarks/bench_encode.py
+
+text-recipes: $(STAMP)
+	$(PY) benchmarks/text_recipes.py
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

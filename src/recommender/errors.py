@@ -1,0 +1,50 @@
+"""The one error hierarchy of the engine.
+
+Every error a user can cause or meet derives from ``RecommenderError`` and carries the exit
+code the CLI returns for it (and, once the service exists, the gRPC status it maps to)::
+
+    RecommenderError                 exit 1   INTERNAL
+    ├── InvalidInputError            exit 2   INVALID_ARGUMENT  bad argument, field or record
+    ├── NotFoundError                exit 3   NOT_FOUND         unknown article id, missing index
+    ├── ModelError                   exit 4   FAILED_PRECONDITION  model cannot be loaded or used
+    └── NotReadyError                exit 5   UNAVAILABLE       index not loaded yet
+"""
+
+from __future__ import annotations
+
+
+class RecommenderError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+    exit_code = 1
+
+
+class InvalidInputError(RecommenderError, ValueError):
+    """Input that does not fit: names the field (and file and line, where there is one)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFoundError(RecommenderError, KeyError):
+    """A named thing (article id, index directory, model) does not exist."""
+
+    exit_code = 3
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelError(RecommenderError):
+    """The embedding model cannot be loaded or does not fit the index."""
+
+    exit_code = 4
+
+
+class NotReadyError(RecommenderError):
+    """The engine cannot answer yet (no index loaded)."""
+
+    exit_code = 5
