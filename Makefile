@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: venv test lint unit serve bench-encode text-recipes clean
+.PHONY: venv test lint unit serve demo bench-encode text-recipes clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ serve: $(STAMP)
 	@echo "  $(VENV)/bin/recommender embed --text 'ليبيا توقع مذكرات تفاهم أمنية'"
 	@echo "When it lands, this target will index data/ into $(INDEX_DIR) if needed and serve it on $(ADDRESS)."
 	$(VENV)/bin/recommender embed --text "ليبيا توقع مذكرات تفاهم أمنية وعسكرية مع تركيا وقطر ومالطا" --max-values 4
+
+demo: $(STAMP)
+	$(VENV)/bin/recommender index data/articles.jsonl --index-dir var/demo
+	$(VENV)/bin/recommender related --index-dir var/demo --id libya-security-memoranda -k 10
 
 bench-encode: $(STAMP)
 	$(PY) benchmarks/bench_encode.py

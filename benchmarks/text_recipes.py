@@ -42,9 +42,11 @@ RECIPES: dict[str, TextRecipe] = {
     "title + lead + body, 600 chars": TextRecipe(max_chars=600),
     "title + lead + body, 1000 chars": TextRecipe(max_chars=1000),
     "title + lead + body, 2000 chars": TextRecipe(max_chars=2000),
+    "title + lead + body, 3000 chars": TextRecipe(max_chars=3000),
+    "title + lead + body, 5000 chars": TextRecipe(max_chars=5000),
     "4 chunks of 500 chars, averaged": TextRecipe(max_chars=500, chunks=4),
-    "title + lead + body, 1000 chars, Arabic folding": TextRecipe(
-        max_chars=1000, arabic_normalization=True
+    "title + lead + body, 2000 chars, Arabic folding": TextRecipe(
+        max_chars=2000, arabic_normalization=True
     ),
 }
 
@@ -155,6 +157,18 @@ def main() -> int:
             "ntrex_top1_mean": round(nt["mean"], 4),
             "ntrex_top1_min": round(nt["min"], 4),
             "ntrex_worst_pair": nt["worst_pair"],
+            "ant_mean_chars": round(
+                float(
+                    np.mean(
+                        [
+                            sum(
+                                map(len, recipe.texts(r.get("title"), r.get("lead"), r.get("body")))
+                            )
+                            for r in ant
+                        ]
+                    )
+                )
+            ),
             "seconds": round(time.perf_counter() - started, 1),
         }
         print(json.dumps(row, ensure_ascii=False), flush=True)
@@ -169,8 +183,33 @@ def main() -> int:
         "rows": results,
     }
     out.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    write_markdown(payload, ROOT / "docs" / "text-recipe.md")
+    print(f"wrote {out} and docs/text-recipe.md")
     return 0
+
+
+def write_markdown(payload: dict[str, Any], path: Path) -> None:
+    """The table of recipes, between markers in ``docs/text-recipe.md`` (the prose is kept)."""
+    lines = [
+        f"Model `{payload['model']}`; ANT: stratified sample of {payload['ant_sample']} articles"
+        f" (seed {payload['seed']}); BBC: all 2,225; NTREX: 123 stories x 10 languages.",
+        "",
+        "| recipe | ANT P@10 | BBC P@10 | NTREX top-1 mean | NTREX top-1 worst pair"
+        " | ANT chars embedded |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in payload["rows"]:
+        lines.append(
+            f"| {row['recipe']} | {row['ant_p10']:.3f} | {row['bbc_p10']:.3f} | "
+            f"{row['ntrex_top1_mean']:.3f} | {row['ntrex_top1_min']:.3f} "
+            f"({row['ntrex_worst_pair']}) | {row['ant_mean_chars']} |"
+        )
+    begin, end = "<!-- recipes:begin -->", "<!-- recipes:end -->"
+    text = path.read_text(encoding="utf-8") if path.exists() else f"{begin}\n{end}\n"
+    head, _, rest = text.partition(begin)
+    _, _, tail = rest.partition(end)
+    table = "\n".join(lines)
+    path.write_text(f"{head}{begin}\n{table}\n{end}{tail}", encoding="utf-8")
 
 
 if __name__ == "__main__":

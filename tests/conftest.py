@@ -25,3 +25,22 @@ def eval_dir() -> Path:
     if not EVAL_DIR.is_dir():
         pytest.skip(f"shared evaluation corpora not found at {EVAL_DIR}")
     return EVAL_DIR
+
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "articles.jsonl"
+
+
+@pytest.fixture(scope="session")
+def sample_index(tmp_path_factory, model) -> Path:
+    """The sample corpus indexed once with the real model (do not modify it in a test)."""
+    from recommender.config import IndexConfig
+    from recommender.embedding import Embedder
+    from recommender.indexing import index_sources
+
+    index_dir = tmp_path_factory.mktemp("sample-index")
+    summary = index_sources(
+        IndexConfig(index_dir=index_dir, progress=False), [str(SAMPLE)], Embedder(model=model)
+    )
+    assert summary.rejected == 0 and summary.snapshot_built
+    return index_dir

@@ -35,3 +35,29 @@ def test_python_m_recommender_embed_prints_a_512_d_unit_vector():
     record = json.loads(out.stdout.strip())
     assert record["dimension"] == 512 and len(record["vector"]) == 512
     assert abs(sum(v * v for v in record["vector"]) - 1.0) < 1e-3
+
+
+@pytest.mark.slow
+def test_related_json_and_inspect_on_the_sample_index(sample_index):
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "recommender", *args], capture_output=True, text=True, check=True
+        ).stdout
+
+    payload = json.loads(
+        run("related", "--index-dir", str(sample_index), "--id", "libya-security-memoranda",
+            "-k", "5", "--json")
+    )  # fmt: skip
+    results = payload["results"]
+    assert len(results) == 5 and {"id", "title", "score"} <= set(results[0])
+    assert "libya-security-memoranda" not in {r["id"] for r in results}
+    assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+
+    stats = json.loads(run("inspect", "--index-dir", str(sample_index)))
+    assert stats["articles"] == 91 and stats["by_lang"]["ar"] >= 10
+    assert stats["snapshot"]["model"].startswith("use-multilingual-v3@")
+
+
+def test_related_on_a_missing_index_exits_3(tmp_path, capsys):
+    assert main(["related", "--index-dir", str(tmp_path / "none"), "--id", "x"]) == 3
+    assert "does not exist" in capsys.readouterr().err

@@ -57,3 +57,9 @@ def test_article_without_text_gives_nothing():
 def test_recipe_rejects_a_nonsense_budget():
     with pytest.raises(ValueError, match="max_chars"):
         TextRecipe(max_chars=0)
+
+
+def test_budget_counts_chinese_characters_three_times():
+    chinese = "在新冠疫情开始的武汉生活恢复正常" * 10
+    assert len(truncate(chinese, 30)) == 10
+    assert len(truncate("x" * 100, 30)) == 30

@@ -83,13 +83,30 @@ def normalize_arabic(text: str) -> str:
     return text.translate(_ARABIC_FOLD)
 
 
-def truncate(text: str, max_chars: int) -> str:
-    """At most ``max_chars`` characters, cut at a word boundary when one is near the end."""
-    if len(text) <= max_chars:
+# Han, kana and Hangul carry about three Latin characters' worth of content each (NTREX:
+# a Chinese story is 0.35x the length of the English one), so a budget counts them three times;
+# otherwise a Chinese article would get three times the story an Arabic one gets.
+_WIDE = re.compile("[\u1100-\u11ff\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003ffff]")
+WIDE_CHAR_WEIGHT = 3
+
+
+def text_units(text: str) -> int:
+    """Length in Latin-character equivalents: Han, kana and Hangul count three."""
+    return len(text) + (WIDE_CHAR_WEIGHT - 1) * len(_WIDE.findall(text))
+
+
+def truncate(text: str, max_units: int) -> str:
+    """At most ``max_units`` (see ``text_units``), cut at a word boundary when one is near."""
+    if len(text) <= max_units // WIDE_CHAR_WEIGHT or text_units(text) <= max_units:
         return text
-    cut = text[:max_chars]
+    used, end = 0, 0
+    for end, char in enumerate(text):  # noqa: B007 - end is used after the loop
+        used += WIDE_CHAR_WEIGHT if _WIDE.match(char) else 1
+        if used > max_units:
+            break
+    cut = text[:end]
     space = cut.rfind(" ")
-    return cut[:space] if space > max_chars * 0.8 else cut
+    return cut[:space] if space > len(cut) * 0.7 else cut
 
 
 Fields = Literal["title", "title+lead", "title+lead+body"]
@@ -99,13 +116,14 @@ Fields = Literal["title", "title+lead", "title+lead+body"]
 class TextRecipe:
     """How an article's title, lead and body become the text(s) the model embeds.
 
-    ``fields`` picks the parts; ``max_chars`` is the budget of one embedded text; with
+    ``fields`` picks the parts; ``max_chars`` is the budget of one embedded text, in Latin
+    characters (Han, kana and Hangul count three, see ``text_units``); with
     ``chunks > 1`` the body continues into further texts of ``max_chars`` each, whose vectors
     the caller averages; ``arabic_normalization`` folds Arabic orthography first.
     """
 
     fields: Fields = "title+lead+body"
-    max_chars: int = 1000
+    max_chars: int = 2000
     chunks: int = 1
     arabic_normalization: bool = False
 

@@ -1,0 +1,285 @@
+"""The Article record and its readers (JSONL, JSONL.gz, CSV, stdin), with validation.
+
+A record that fails validation becomes a ``Rejection`` naming the file, line, field and
+reason; reading goes on, so valid records still land. Fields outside the schema are kept as
+``metadata``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import json
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from recommender.errors import InvalidInputError
+from recommender.text import clean_text
+
+SCHEMA_FIELDS = (
+    "id", "title", "lead", "body", "lang", "published_at", "url", "source", "section", "tags",
+)  # fmt: skip
+_LANG = re.compile(r"^[a-z]{2}$")
+MAX_ID_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class Article:
+    """One news article. ``published_at`` is timezone-aware (naive input is read as UTC)."""
+
+    id: str
+    title: str = ""
+    lead: str = ""
+    body: str = ""
+    lang: str = ""
+    published_at: datetime | None = None
+    url: str = ""
+    source: str = ""
+    section: str = ""
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def content_hash(self) -> str:
+        """SHA-256 over every stored field: changes whenever the article changes."""
+        payload = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict in the article schema (metadata fields merged at the top level)."""
+        data = asdict(self)
+        data["published_at"] = self.published_at.isoformat() if self.published_at else None
+        data["tags"] = list(self.tags)
+        metadata = data.pop("metadata")
+        return {**metadata, **data}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A record that could not be read: where, which field, and why."""
+
+    file: str
+    line: int
+    field: str
+    reason: str
+    record: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: field '{self.field}': {self.reason}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, for the rejects file."""
+        return {
+            "file": self.file,
+            "line": self.line,
+            "field": self.field,
+            "reason": self.reason,
+            "record": self.record,
+        }
+
+
+def parse_datetime(value: str) -> datetime:
+    """ISO 8601 date or datetime, with or without offset; naive values are UTC."""
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = datetime.combine(date.fromisoformat(text), datetime.min.time())
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _text_field(record: dict[str, Any], name: str) -> str:
+    value = record.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and name == "id":
+        return str(value)
+    if not isinstance(value, str):
+        raise InvalidInputError(f"must be a string, got {type(value).__name__}", field=name)
+    return value
+
+
+def article_from_record(
+    record: Any, detect_language: bool = True, *, csv_tags: bool = False
+) -> Article:
+    """Validate one raw record (a dict) into an Article; InvalidInputError names the field."""
+    if not isinstance(record, dict):
+        raise InvalidInputError(
+            f"a record must be a JSON object, got {type(record).__name__}", field="record"
+        )
+    article_id = _text_field(record, "id").strip()
+    if not article_id:
+        raise InvalidInputError("is required and must be a non-empty string", field="id")
+    if len(article_id) > MAX_ID_LENGTH:
+        raise InvalidInputError(f"is longer than {MAX_ID_LENGTH} characters", field="id")
+    title, lead, body = (_text_field(record, n) for n in ("title", "lead", "body"))
+    if not (title.strip() or lead.strip() or body.strip()):
+        raise InvalidInputError(
+            "at least one of title, lead, body must be non-empty", field="title"
+        )
+    if not clean_text(" ".join((title, lead, body[:2000]))):
+        raise InvalidInputError(
+            "title, lead and body hold no text once HTML is removed", field="body"
+        )
+
+    lang = _text_field(record, "lang").strip().lower()
+    if lang:
+        lang = lang.split("-")[0].split("_")[0]
+        if not _LANG.match(lang):
+            raise InvalidInputError(
+                f"{record.get('lang')!r} is not an ISO 639-1 code", field="lang"
+            )
+    elif detect_language:
+        lang = detect_lang(" ".join((title, lead, body[:1000])))
+
+    published_at = None
+    raw_date = record.get("published_at")
+    if raw_date not in (None, ""):
+        if not isinstance(raw_date, str):
+            raise InvalidInputError("must be an ISO 8601 string", field="published_at")
+        try:
+            published_at = parse_datetime(raw_date)
+        except ValueError:
+            raise InvalidInputError(
+                f"{raw_date!r} is not an ISO 8601 date or datetime", field="published_at"
+            ) from None
+
+    raw_tags = record.get("tags")
+    tags: tuple[str, ...] = ()
+    if raw_tags not in (None, ""):
+        if csv_tags and isinstance(raw_tags, str):
+            raw_tags = [t.strip() for t in re.split(r"[|;,]", raw_tags) if t.strip()]
+        if not isinstance(raw_tags, list) or not all(isinstance(t, str) for t in raw_tags):
+            raise InvalidInputError("must be a list of strings", field="tags")
+        tags = tuple(raw_tags)
+
+    metadata = {k: v for k, v in record.items() if k not in SCHEMA_FIELDS}
+    return Article(
+        id=article_id,
+        title=title,
+        lead=lead,
+        body=body,
+        lang=lang,
+        published_at=published_at,
+        url=_text_field(record, "url"),
+        source=_text_field(record, "source"),
+        section=_text_field(record, "section"),
+        tags=tags,
+        metadata=metadata,
+    )
+
+
+_LANGID: Any = None
+# Restricting the candidates to languages news sites publish in avoids py3langid's rare
+# languages winning on short headlines (e.g. an English headline read as Nigerian Pidgin).
+NEWS_LANGUAGES = (
+    "ar", "en", "de", "fr", "es", "tr", "ru", "zh", "it", "pl", "pt", "nl", "ja", "ko", "th",
+    "fa", "ur", "he", "el", "uk", "cs", "sv", "da", "no", "fi", "hu", "ro", "bg", "hr", "sr",
+    "sk", "sl", "id", "ms", "vi", "hi", "bn", "ta", "ca",
+)  # fmt: skip
+
+
+def detect_lang(text: str) -> str:
+    """ISO 639-1 code of ``text`` by py3langid (offline); ``""`` when there is no text."""
+    global _LANGID
+    if not text.strip():
+        return ""
+    if _LANGID is None:
+        from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+        identifier = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=False)
+        identifier.set_languages(list(NEWS_LANGUAGES))
+        _LANGID = identifier
+    return str(_LANGID.classify(text)[0])
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """A record asking to delete an article: ``{"id": ..., "deleted": true}``."""
+
+    id: str
+    file: str
+    line: int
+
+
+ReadResult = Article | Rejection | Deletion
+
+
+def _open_text(path: str) -> TextIO:
+    if path == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8")
+    if path.endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8", newline="")
+
+
+def read_articles(path: str | Path, detect_language: bool = True) -> Iterator[ReadResult]:
+    """Articles and rejections from one source, in file order (line numbers from 1).
+
+    ``.csv`` (header row; ``tags`` separated by ``|``, ``;`` or ``,``) or JSON lines
+    (``.jsonl``, ``.jsonl.gz``, ``-`` for stdin). A missing file raises ``InvalidInputError``.
+    """
+    name = str(path)
+    if name != "-" and not Path(name).is_file():
+        raise InvalidInputError(f"{name}: no such file", field="source")
+    is_csv = name.removesuffix(".gz").endswith(".csv")
+    with _open_text(name) as handle:
+        try:
+            if is_csv:
+                yield from _read_csv(handle, name, detect_language)
+            else:
+                yield from _read_jsonl(handle, name, detect_language)
+        except UnicodeDecodeError as exc:
+            yield Rejection(name, 0, "encoding", f"file is not UTF-8: {exc}")
+        except (OSError, EOFError) as exc:  # truncated gzip and the like
+            yield Rejection(name, 0, "file", f"cannot read further: {exc}")
+
+
+def _read_jsonl(handle: TextIO, name: str, detect_language: bool) -> Iterator[ReadResult]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield Rejection(name, number, "json", f"invalid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        yield _validated(record, name, number, detect_language, csv_tags=False)
+
+
+def _read_csv(handle: TextIO, name: str, detect_language: bool) -> Iterator[ReadResult]:
+    reader = csv.DictReader(handle)
+    if reader.fieldnames is None or "id" not in reader.fieldnames:
+        yield Rejection(name, 1, "id", "CSV header has no 'id' column")
+        return
+    for row in reader:
+        record = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
+        yield _validated(record, name, reader.line_num, detect_language, csv_tags=True)
+
+
+def _validated(
+    record: Any, name: str, number: int, detect_language: bool, *, csv_tags: bool
+) -> ReadResult:
+    if isinstance(record, dict) and record.get("deleted") in (True, "true", "1"):
+        article_id = record.get("id")
+        if isinstance(article_id, str) and article_id.strip():
+            return Deletion(article_id.strip(), name, number)
+        return Rejection(name, number, "id", "a deletion needs a non-empty string id", record)
+    try:
+        return article_from_record(record, detect_language, csv_tags=csv_tags)
+    except InvalidInputError as exc:
+        return Rejection(name, number, exc.field or "record", str(exc), record)
+
+
+def read_many(paths: Iterable[str | Path], detect_language: bool = True) -> Iterator[ReadResult]:
+    """``read_articles`` over several sources, in order."""
+    for path in paths:
+        yield from read_articles(path, detect_language)

@@ -1,0 +1,24 @@
+"""Typed, frozen settings. Read from flags and environment only at the edges (CLI, service)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recommender.text import DEFAULT_RECIPE, TextRecipe
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How a batch job builds an index."""
+
+    index_dir: Path
+    model_name: str | None = None  # None: the default model, or the one the index was built with
+    index_type: str = "auto"  # "auto", or any FAISS factory string ("Flat", "HNSW32,Flat", ...)
+    recipe: TextRecipe = field(default_factory=lambda: DEFAULT_RECIPE)
+    batch_size: int = 256  # articles per embed-and-commit step
+    keep_snapshots: int = 3
+    max_rejects: int = 0  # more rejected records than this makes the job fail
+    sync: bool = False  # the sources are the whole archive: delete what they do not contain
+    detect_language: bool = True
+    progress: bool = True

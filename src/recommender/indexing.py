@@ -1,0 +1,238 @@
+"""The batch (re)index job: read sources, embed what changed, update the store, publish a snapshot.
+
+Incremental: an article whose embedded text is unchanged is never embedded again (the store
+keeps each article's vector with the hash of the text it came from, and the embedding cache
+catches identical texts across ids and rebuilds). Safe: the working store commits batch by
+batch, but serving reads only published snapshots, and a snapshot is published atomically
+after a complete build. Observable: progress, a summary of counts, rejects with reasons.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recommender.articles import Article, Deletion, Rejection, read_many
+from recommender.config import IndexConfig
+from recommender.embedding import Embedder, EmbeddingCache
+from recommender.embedding.cache import text_hash
+from recommender.errors import ModelError
+from recommender.snapshot import (
+    CACHE_FILE,
+    Manifest,
+    build_snapshot,
+    current_name,
+    read_manifest,
+    working_store,
+)
+from recommender.store import ArticleStore
+
+REJECTS_FILE = "rejects.jsonl"
+
+
+@dataclass
+class IndexSummary:
+    """What one run did."""
+
+    read: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    embedded: int = 0
+    articles: int = 0
+    snapshot: str | None = None
+    snapshot_built: bool = False
+    rejects_file: str | None = None
+    seconds: float = 0.0
+    rejections: list[Rejection] = field(default_factory=list, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (without the rejection records)."""
+        data = asdict(self)
+        data.pop("rejections")
+        return data
+
+
+class _CountingEmbedder(Embedder):
+    """Counts texts that really reach the model (cache misses)."""
+
+    embedded = 0
+
+    def encode(self, texts: Sequence[str], show_progress_bar: bool = False) -> Any:
+        self.embedded += len(texts)
+        return super().encode(texts, show_progress_bar)
+
+
+def _model_name_for(index_dir: Path, requested: str | None) -> str | None:
+    """The model to use: the one asked for, else the one the live snapshot was built with."""
+    if requested:
+        return requested
+    name = current_name(index_dir)
+    if name:
+        try:
+            return read_manifest(index_dir / "snapshots" / name).model_name
+        except Exception:  # an unreadable manifest: fall back to the default
+            return None
+    return None
+
+
+def index_sources(
+    config: IndexConfig, sources: Sequence[str], embedder: Embedder | None = None
+) -> IndexSummary:
+    """Run the job over ``sources`` into ``config.index_dir``; see the module docstring."""
+    started = time.perf_counter()
+    root = Path(config.index_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    summary = IndexSummary()
+    store = working_store(root)
+    cache = EmbeddingCache(root / CACHE_FILE)
+    model_name = _model_name_for(root, config.model_name)
+    counting = _CountingEmbedder(
+        model_name,
+        cache=cache,
+        model=embedder.model if embedder is not None else None,
+    )
+    try:
+        seen: set[str] = set()
+        rejected_ids: set[str] = set()
+        pending: dict[str, Article] = {}
+        progress = _progress(config.progress)
+        for item in read_many(sources, config.detect_language):
+            summary.read += 1
+            progress.update(1)
+            if isinstance(item, Rejection):
+                summary.rejections.append(item)
+                record_id = item.record.get("id") if isinstance(item.record, dict) else None
+                if isinstance(record_id, str):
+                    rejected_ids.add(record_id.strip())
+                continue
+            if isinstance(item, Deletion):
+                _flush(pending, store, counting, config, summary)
+                summary.deleted += len(store.delete([item.id]))
+                seen.discard(item.id)
+                continue
+            seen.add(item.id)
+            if item.id in pending:  # the same id twice in one batch: the later record wins
+                _flush(pending, store, counting, config, summary)
+            pending[item.id] = item
+            if len(pending) >= config.batch_size:
+                _flush(pending, store, counting, config, summary)
+        _flush(pending, store, counting, config, summary)
+        progress.close()
+
+        if config.sync:
+            gone = store.all_ids() - seen - rejected_ids
+            summary.deleted += len(store.delete(sorted(gone)))
+
+        summary.rejected = len(summary.rejections)
+        summary.embedded = counting.embedded
+        summary.articles = len(store)
+        if summary.rejections:
+            rejects_path = root / REJECTS_FILE
+            with open(rejects_path, "w", encoding="utf-8") as handle:
+                for rejection in summary.rejections:
+                    handle.write(json.dumps(rejection.to_dict(), ensure_ascii=False) + "\n")
+            summary.rejects_file = str(rejects_path)
+
+        if _needs_snapshot(root, store, counting.identity, config.index_type):
+            manifest = build_snapshot(
+                root,
+                store,
+                model=counting.identity,
+                model_name=counting.model_name,
+                dimension=counting.dimension,
+                index_type=config.index_type,
+                text_recipe=asdict(config.recipe),
+                keep=config.keep_snapshots,
+            )
+            summary.snapshot, summary.snapshot_built = manifest.name, True
+        else:
+            summary.snapshot = current_name(root)
+    finally:
+        store.close()
+        cache.close()
+    summary.seconds = round(time.perf_counter() - started, 3)
+    return summary
+
+
+def _needs_snapshot(root: Path, store: ArticleStore, model: str, index_type: str) -> bool:
+    name = current_name(root)
+    if name is None:
+        return True
+    try:
+        manifest: Manifest = read_manifest(root / "snapshots" / name)
+    except Exception:
+        return True
+    same_type = index_type == "auto" or index_type == manifest.index_type
+    return manifest.store_seq != store.seq or manifest.model != model or not same_type
+
+
+def _flush(
+    pending: dict[str, Article],
+    store: ArticleStore,
+    embedder: Embedder,
+    config: IndexConfig,
+    summary: IndexSummary,
+) -> None:
+    """Embed and write one batch of articles; articles with no text are rejected."""
+    if not pending:
+        return
+    articles = list(pending.values())
+    pending.clear()
+    known = store.content_hashes([a.id for a in articles])
+    with_vector = store.ids_with_vector(embedder.identity, [a.id for a in articles])
+    changed: list[Article] = []
+    texts: list[str] = []
+    for article in articles:
+        if known.get(article.id) == article.content_hash() and article.id in with_vector:
+            summary.unchanged += 1
+            continue
+        text = config.recipe.text(article.title, article.lead, article.body)
+        if not text:
+            summary.rejections.append(
+                Rejection(
+                    "-", 0, "body", f"article {article.id!r} has no text once HTML is removed"
+                )
+            )
+            continue
+        changed.append(article)
+        texts.append(text)
+    if not changed:
+        return
+    vectors = embedder.embed(texts)
+    if vectors.shape[1] != embedder.dimension:
+        raise ModelError(f"model returned {vectors.shape[1]} dimensions, not {embedder.dimension}")
+    outcome = store.upsert(changed, embedder.identity, vectors, [text_hash(t) for t in texts])
+    summary.added += len(outcome.added)
+    summary.updated += len(outcome.updated)
+    # content identical but the vector for this model was missing: counted as unchanged
+    summary.unchanged += len(outcome.unchanged)
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _progress(enabled: bool) -> Any:
+    if not enabled:
+        return _NoProgress()
+    from tqdm import tqdm
+
+    return tqdm(unit=" articles", desc="indexing", mininterval=1.0)
+
+
+def read_rejects(path: str | Path) -> Iterable[dict[str, Any]]:
+    """The rejects file written by a run."""
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            yield json.loads(line)

@@ -1,0 +1,254 @@
+"""Versioned index snapshots: manifest, checksums, atomic publish, pruning.
+
+An index directory looks like this::
+
+    INDEX_DIR/
+      store.sqlite          the working store (source of truth; batch jobs and upserts write here)
+      embeddings.sqlite     the embedding cache
+      CURRENT               the name of the snapshot that serves (replaced atomically)
+      snapshots/
+        20261129T150102123456-s42/
+          store.sqlite      consistent copy of the working store at change counter 42
+          index.faiss, labels.npy, index.json
+          manifest.json     model, dimension, index type, count, build time, checksums
+
+A snapshot is built under ``snapshots/.building-*`` and renamed into place when complete;
+``CURRENT`` is switched (write a temp file, fsync, rename) only after that. A build that is
+killed or fails leaves ``CURRENT`` and the snapshot it names untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from recommender.errors import InvalidInputError, NotFoundError, RecommenderError
+from recommender.index import VectorIndex, fsync_file
+from recommender.store import ArticleStore
+
+FORMAT_VERSION = 1
+CURRENT_FILE = "CURRENT"
+SNAPSHOTS_DIR = "snapshots"
+STORE_FILE = "store.sqlite"
+CACHE_FILE = "embeddings.sqlite"
+MANIFEST_FILE = "manifest.json"
+KEEP_SNAPSHOTS = 3
+_BUILDING_PREFIX = ".building-"
+
+
+class SnapshotError(RecommenderError):
+    """A snapshot is missing, incomplete or corrupted."""
+
+    exit_code = 6
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a snapshot holds; written as ``manifest.json``."""
+
+    name: str
+    model: str
+    model_name: str
+    dimension: int
+    index_type: str
+    article_count: int
+    store_seq: int
+    built_at: str
+    build_seconds: float
+    checksums: dict[str, str]
+    text_recipe: dict[str, Any]
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class Snapshot:
+    """A loaded, verified snapshot: its manifest, its store copy and its vector index."""
+
+    path: Path
+    manifest: Manifest
+    store: ArticleStore
+    index: VectorIndex
+
+    def close(self) -> None:
+        """Release the store connection."""
+        self.store.close()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def current_name(index_dir: str | Path) -> str | None:
+    """Name of the serving snapshot, or None when nothing was published yet."""
+    pointer = Path(index_dir) / CURRENT_FILE
+    if not pointer.is_file():
+        return None
+    return pointer.read_text(encoding="utf-8").strip() or None
+
+
+def build_snapshot(
+    index_dir: str | Path,
+    store: ArticleStore,
+    *,
+    model: str,
+    model_name: str,
+    dimension: int,
+    index_type: str = "auto",
+    text_recipe: dict[str, Any] | None = None,
+    keep: int = KEEP_SNAPSHOTS,
+) -> Manifest:
+    """Build a complete snapshot from the working store and publish it atomically."""
+    started = time.perf_counter()
+    root = Path(index_dir)
+    snapshots = root / SNAPSHOTS_DIR
+    snapshots.mkdir(parents=True, exist_ok=True)
+    seq = store.seq
+    name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-s{seq}"
+    building = snapshots / f"{_BUILDING_PREFIX}{name}"
+    building.mkdir()
+    try:
+        store.backup_to(building / STORE_FILE)
+        copy = ArticleStore(building / STORE_FILE, read_only=True)
+        try:
+            ids, vectors = copy.vectors(model)
+            missing = len(copy) - len(ids)
+        finally:
+            copy.close()
+        if missing:
+            raise SnapshotError(
+                f"{missing} stored articles have no vector for model {model}; "
+                "index them with this model first"
+            )
+        index = VectorIndex.build(ids, vectors, index_type, dimension=dimension)
+        files = [building / STORE_FILE, *index.save(building)]
+        manifest = Manifest(
+            name=name,
+            model=model,
+            model_name=model_name,
+            dimension=dimension,
+            index_type=index.spec,
+            article_count=len(ids),
+            store_seq=seq,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            build_seconds=round(time.perf_counter() - started, 3),
+            checksums={f.name: _sha256(f) for f in files},
+            text_recipe=text_recipe or {},
+        )
+        manifest_path = building / MANIFEST_FILE
+        manifest_path.write_text(json.dumps(manifest.to_dict(), indent=2), encoding="utf-8")
+        for path in [*files, manifest_path]:
+            fsync_file(path)
+        final = snapshots / name
+        building.rename(final)
+        _fsync_dir(snapshots)
+        _publish(root, name)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    prune(root, keep)
+    return manifest
+
+
+def _publish(root: Path, name: str) -> None:
+    temporary = root / f"{CURRENT_FILE}.tmp"
+    temporary.write_text(name + "\n", encoding="utf-8")
+    fsync_file(temporary)
+    os.replace(temporary, root / CURRENT_FILE)
+    _fsync_dir(root)
+
+
+def prune(index_dir: str | Path, keep: int = KEEP_SNAPSHOTS) -> list[str]:
+    """Delete all but the newest ``keep`` snapshots (never the serving one) and dead builds."""
+    root = Path(index_dir)
+    snapshots = root / SNAPSHOTS_DIR
+    if not snapshots.is_dir():
+        return []
+    serving = current_name(root)
+    removed = []
+    for leftover in snapshots.glob(f"{_BUILDING_PREFIX}*"):
+        # a build killed mid-way; a live build in another process is a few minutes old at most
+        if time.time() - leftover.stat().st_mtime > 3600 or keep == 0:
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(leftover.name)
+    complete = sorted(p.name for p in snapshots.iterdir() if not p.name.startswith("."))
+    for name in complete[: max(0, len(complete) - max(keep, 1))]:
+        if name != serving:
+            shutil.rmtree(snapshots / name, ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def read_manifest(path: Path) -> Manifest:
+    """The manifest of a snapshot directory."""
+    manifest_path = path / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise SnapshotError(f"snapshot {path} has no {MANIFEST_FILE}: it is incomplete")
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+        return Manifest(**data)
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise SnapshotError(f"{manifest_path} is not a valid manifest: {exc}") from None
+
+
+def load_snapshot(index_dir: str | Path, name: str | None = None, *, mmap: bool = True) -> Snapshot:
+    """Load and verify the serving snapshot (or the one named): checksums must match."""
+    root = Path(index_dir)
+    if not root.is_dir():
+        raise NotFoundError(f"index directory {root} does not exist; run `recommender index`")
+    name = name or current_name(root)
+    if name is None:
+        raise NotFoundError(f"{root} has no published snapshot yet; run `recommender index`")
+    path = root / SNAPSHOTS_DIR / name
+    if not path.is_dir():
+        raise SnapshotError(f"{root / CURRENT_FILE} names {name}, which does not exist")
+    manifest = read_manifest(path)
+    if manifest.format_version != FORMAT_VERSION:
+        raise SnapshotError(
+            f"snapshot {name} has format {manifest.format_version}, expected {FORMAT_VERSION}"
+        )
+    for filename, expected in manifest.checksums.items():
+        file = path / filename
+        if not file.is_file():
+            raise SnapshotError(f"snapshot {name} is missing {filename}")
+        actual = _sha256(file)
+        if actual != expected:
+            raise SnapshotError(
+                f"snapshot {name} is corrupted: {filename} has SHA-256 {actual[:12]}..., "
+                f"the manifest says {expected[:12]}..."
+            )
+    try:
+        index = VectorIndex.load(path, mmap=mmap)
+    except (RuntimeError, OSError, ValueError, KeyError) as exc:
+        raise SnapshotError(f"snapshot {name}: cannot read the index: {exc}") from None
+    return Snapshot(path, manifest, ArticleStore(path / STORE_FILE, read_only=True), index)
+
+
+def working_store(index_dir: str | Path) -> ArticleStore:
+    """The writable working store of an index directory (created when missing)."""
+    root = Path(index_dir)
+    if root.exists() and not root.is_dir():
+        raise InvalidInputError(f"{root} is not a directory", field="index_dir")
+    return ArticleStore(root / STORE_FILE)

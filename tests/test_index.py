@@ -1,0 +1,83 @@
+"""The FAISS index: approximate search against exact, removal, filters, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recommender.errors import InvalidInputError
+from recommender.index import VectorIndex
+
+
+def clustered(n: int, d: int = 64, clusters: int = 50, seed: int = 0) -> np.ndarray:
+    """Unit vectors around random centres, like sentence embeddings of topical news."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(clusters, d))
+    x = centres[rng.integers(0, clusters, n)] + 0.6 * rng.normal(size=(n, d))
+    x = x.astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def recall_at_10(approx: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact, strict=True)]))
+
+
+@pytest.fixture(scope="module")
+def data():
+    points = clustered(6200)  # queries come from the same distribution as the corpus
+    vectors, queries = points[:6000], points[6000:]
+    ids = np.arange(10_000, 16_000, dtype=np.int64)
+    exact = VectorIndex.build(ids, vectors, "Flat")
+    return ids, vectors, queries, exact.search(queries, 10).ids
+
+
+@pytest.mark.parametrize(("spec", "bound"), [("HNSW32,Flat", 0.95), ("IVF64,Flat", 0.9)])
+def test_approximate_index_recall_against_exact(data, spec, bound):
+    ids, vectors, queries, exact = data
+    index = VectorIndex.build(ids, vectors, spec)
+    assert recall_at_10(index.search(queries, 10).ids, exact) >= bound
+
+
+def test_auto_picks_flat_for_small_corpora(data):
+    ids, vectors, *_ = data
+    assert VectorIndex.build(ids[:100], vectors[:100]).spec == "Flat"
+
+
+def test_removed_vectors_are_never_returned_and_re_added_ones_are(data):
+    ids, vectors, queries, _ = data
+    index = VectorIndex.build(ids, vectors, "HNSW32,Flat")
+    top = index.search(vectors[:1], 5).ids[0]
+    assert top[0] == ids[0]
+    assert index.remove([ids[0]]) == 1 and index.tombstones == 1
+    assert ids[0] not in index.search(vectors[:1], 50).ids[0]
+    index.add(np.array([ids[0]]), vectors[:1])
+    assert index.search(vectors[:1], 1).ids[0][0] == ids[0]
+    assert len(index) == len(ids)
+    # replacing a vector moves the id, it does not duplicate it
+    index.add(np.array([ids[0]]), vectors[1:2])
+    found = index.search(vectors[1:2], 3).ids[0]
+    assert list(found).count(ids[0]) == 1 and len(index) == len(ids)
+
+
+def test_filtered_search_returns_k_allowed_results_even_when_very_selective(data):
+    ids, vectors, queries, _ = data
+    index = VectorIndex.build(ids, vectors, "HNSW32,Flat")
+    allowed = ids[::500]  # 12 of 6000
+    result = index.search(queries[:5], 10, allowed=allowed)
+    assert result.ids.shape == (5, 10)
+    assert set(result.ids.ravel()) <= set(allowed)
+    exact = VectorIndex.build(allowed, vectors[::500], "Flat").search(queries[:5], 10)
+    np.testing.assert_array_equal(result.ids, exact.ids)
+
+
+def test_save_and_load_memory_mapped(tmp_path, data):
+    ids, vectors, queries, exact = data
+    VectorIndex.build(ids, vectors, "Flat").save(tmp_path)
+    loaded = VectorIndex.load(tmp_path, mmap=True)
+    np.testing.assert_array_equal(loaded.search(queries, 10).ids, exact)
+
+
+def test_bad_factory_string_is_an_input_error(data):
+    ids, vectors, *_ = data
+    with pytest.raises(InvalidInputError, match="factory string"):
+        VectorIndex.build(ids, vectors, "NotAnIndex42")

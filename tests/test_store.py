@@ -1,0 +1,50 @@
+"""The SQLite store: upsert replaces, delete removes everywhere, changes are counted."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recommender.articles import Article
+from recommender.store import ArticleStore, int_id
+
+
+def test_upsert_replace_delete_and_changes(tmp_path):
+    store = ArticleStore(tmp_path / "s.sqlite")
+    a, b = Article(id="a", title="A", lang="en"), Article(id="b", title="B", lang="ar")
+    vectors = np.eye(2, 4, dtype=np.float32)
+    outcome = store.upsert([a, b], "m", vectors, [b"ha", b"hb"])
+    assert outcome.added == ["a", "b"] and len(store) == 2
+    seq = store.seq
+
+    again = store.upsert([Article(id="a", title="A2", lang="en"), b], "m", vectors, [b"x", b"hb"])
+    assert again.updated == ["a"] and again.unchanged == ["b"]
+    assert store.get("a").article.title == "A2"
+    assert store.changes_since(seq) == ([int_id("a")], [])
+
+    assert store.delete(["b", "missing"]) == ["b"]
+    assert store.get("b") is None
+    ids, _ = store.vectors("m")
+    assert list(ids) == [int_id("a")]
+    assert store.changes_since(seq)[1] == [int_id("b")]
+    assert store.facet_counts("lang") == {"en": 1}
+
+
+def test_writes_survive_reopening_and_int_ids_are_stable(tmp_path):
+    path = tmp_path / "s.sqlite"
+    store = ArticleStore(path)
+    store.upsert([Article(id="x", title="T", tags=("a",), metadata={"k": 1})])
+    store.close()
+    reopened = ArticleStore(path)
+    stored = reopened.get("x")
+    assert stored.int_id == int_id("x") and stored.article.tags == ("a",)
+    assert stored.article.metadata == {"k": 1}
+    assert int_id("x") == int_id("x") and 0 <= int_id("x") < 2**63
+
+
+def test_backup_is_a_consistent_read_only_copy(tmp_path):
+    store = ArticleStore(tmp_path / "s.sqlite")
+    store.upsert([Article(id="x", title="T")])
+    store.backup_to(tmp_path / "copy.sqlite")
+    store.upsert([Article(id="y", title="U")])
+    copy = ArticleStore(tmp_path / "copy.sqlite", read_only=True)
+    assert len(copy) == 1 and copy.get("x") is not None
