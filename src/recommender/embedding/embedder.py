@@ -80,7 +80,7 @@ class Embedder:
         *,
         cache: EmbeddingCache | None = None,
         device: str | None = None,
-        batch_size: int = 64,
+        batch_size: int = 16,  # measured: 16-32 beats 64 on 2 cores (benchmarks/bench_encode.py)
         model: SentenceTransformer | None = None,
     ) -> None:
         self.model_name = model_name or DEFAULT_MODEL
