@@ -44,7 +44,7 @@ def test_auto_picks_flat_for_small_corpora(data):
 
 
 def test_removed_vectors_are_never_returned_and_re_added_ones_are(data):
-    ids, vectors, queries, _ = data
+    ids, vectors, _, _ = data
     index = VectorIndex.build(ids, vectors, "HNSW32,Flat")
     top = index.search(vectors[:1], 5).ids[0]
     assert top[0] == ids[0]

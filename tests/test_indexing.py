@@ -75,7 +75,8 @@ def test_updates_deletes_rejects_and_sync(tmp_path, model):
     summary = index_sources(_config(tmp_path / "idx", max_rejects=5), [second], embedder)
     assert (summary.unchanged, summary.updated, summary.deleted, summary.added) == (1, 1, 1, 1)
     assert summary.rejected == 1 and summary.embedded == 2
-    rejects = [json.loads(line) for line in open(summary.rejects_file)]
+    with open(summary.rejects_file) as handle:
+        rejects = [json.loads(line) for line in handle]
     assert rejects[0]["line"] == 4 and rejects[0]["field"] == "title"
 
     engine = Engine(tmp_path / "idx").load()
