@@ -35,7 +35,8 @@ def test_publish_load_and_manifest(tmp_path):
     assert snapshot.manifest.article_count == 5 and snapshot.manifest.dimension == 8
     assert snapshot.manifest.index_type == "Flat" and len(snapshot.index) == 5
     assert set(snapshot.manifest.checksums) == {
-        "store.sqlite", "index.faiss", "labels.npy", "index.json"
+        "store.sqlite", "index.faiss", "labels.npy", "index.json", "lexical_idf.npz",
+        "lexical_matrix.npz",
     }  # fmt: skip
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from recommender import __version__
 from recommender.errors import InvalidInputError, RecommenderError
@@ -66,20 +67,142 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_ranking_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("ranking options (defaults measured, see docs/quality.md)")
+    group.add_argument("--dense-weight", type=float, help="1: dense only, 0: lexical only")
+    group.add_argument("--recency-half-life", type=float, metavar="DAYS", help="recency decay")
+    group.add_argument("--dedup-threshold", type=float, help="cosine that folds duplicates")
+    group.add_argument("--no-dedup", action="store_true", help="do not fold near-duplicates")
+    group.add_argument("--mmr-lambda", type=float, help="diversity: 1 = none, lower = more")
+    group.add_argument("--max-per-source", type=int, help="at most N stories per source")
+    group.add_argument(
+        "--no-other-languages",
+        action="store_true",
+        help="keep the query's story in other languages in the main list",
+    )
+
+
+def _options_from_args(args: argparse.Namespace) -> Any:
+    from recommender.ranking import RankingOptions
+
+    values: dict[str, Any] = {}
+    if args.dense_weight is not None:
+        values["dense_weight"] = args.dense_weight
+    if args.recency_half_life is not None:
+        values["recency_half_life_days"] = args.recency_half_life
+    if args.no_dedup:
+        values["dedup_threshold"] = None
+    elif args.dedup_threshold is not None:
+        values["dedup_threshold"] = args.dedup_threshold
+    if args.mmr_lambda is not None:
+        values["mmr_lambda"] = args.mmr_lambda
+    if args.max_per_source is not None:
+        values["max_per_source"] = args.max_per_source
+    if args.no_other_languages:
+        values["other_languages"] = False
+    return RankingOptions(**values)
+
+
+def _add_filter_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filters")
+    group.add_argument("--lang", action="append", default=[], help="only this language")
+    group.add_argument("--section", action="append", default=[], help="only this section")
+    group.add_argument("--source", action="append", default=[], help="only this source")
+    group.add_argument("--after", help="published at or after (ISO 8601)")
+    group.add_argument("--before", help="published at or before (ISO 8601)")
+    group.add_argument("--exclude", action="append", default=[], help="never this id")
+
+
+def _filters_from_args(args: argparse.Namespace) -> Any:
+    from recommender.articles import parse_datetime
+    from recommender.ranking import Filters
+
+    def when(value: str | None, name: str) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            raise InvalidInputError(f"{value!r} is not an ISO 8601 date", field=name) from None
+
+    return Filters(
+        langs=tuple(args.lang),
+        sections=tuple(args.section),
+        sources=tuple(args.source),
+        published_after=when(args.after, "after"),
+        published_before=when(args.before, "before"),
+        exclude_ids=tuple(args.exclude),
+    )
+
+
 def _cmd_related(args: argparse.Namespace) -> int:
     from recommender.engine import Engine
 
     engine = Engine(args.index_dir).load()
     try:
-        results = engine.related(article_id=args.id, text=args.text, k=args.k)
+        results = engine.related(
+            article_id=args.id,
+            text=args.text,
+            positive_ids=tuple(args.positive or ()),
+            negative_ids=tuple(args.negative or ()),
+            k=args.k,
+            filters=_filters_from_args(args),
+            options=_options_from_args(args),
+        )
     finally:
         engine.close()
     if args.json:
-        print(json.dumps({"results": [r.to_dict() for r in results]}, ensure_ascii=False))
+        print(json.dumps(results.to_dict(), ensure_ascii=False))
     else:
-        for rank, item in enumerate(results, start=1):
+        for rank, item in enumerate(results.results, start=1):
             a = item.article
-            print(f"{rank:>3}. {item.score:.3f}  {item.id}  [{a.lang}]  {a.title}")
+            terms = ", ".join(item.key_terms)
+            print(f"{rank:>3}. {item.score:.3f}  {item.id}  [{a.lang}] {item.relation}  {a.title}")
+            if terms:
+                print(f"        shared: {terms}")
+        if results.other_languages:
+            print("  same story in other languages:")
+            for item in results.other_languages:
+                print(f"       {item.dense_score:.3f}  {item.id}  [{item.article.lang}]")
+    return 0
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from recommender.engine import Engine
+
+    engine = Engine(args.index_dir).load()
+    try:
+        results = engine.recommend(
+            args.history,
+            k=args.k,
+            filters=_filters_from_args(args),
+            options=_options_from_args(args),
+        )
+    finally:
+        engine.close()
+    print(json.dumps(results.to_dict(), ensure_ascii=False))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from recommender import evaluation
+    from recommender.embedding import Embedder, EmbeddingCache
+
+    cache = EmbeddingCache(Path(args.cache).expanduser())
+    embedder = Embedder(args.model, cache=cache)
+    options = _options_from_args(args)
+    if args.kind == "pairs":
+        result = evaluation.eval_pairs(args.file, embedder, options)
+    elif args.kind == "clusters":
+        result = evaluation.eval_clusters(
+            args.file, embedder, label=args.label, k=args.k, options=options
+        )
+    else:
+        result = evaluation.eval_parallel(args.file, embedder, options)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    else:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0
 
 
@@ -148,9 +271,47 @@ def build_parser() -> argparse.ArgumentParser:
     query = related.add_mutually_exclusive_group(required=True)
     query.add_argument("--id", help="id of an indexed article")
     query.add_argument("--text", help="raw text (an article not indexed)")
+    query.add_argument("--positive", nargs="+", metavar="ID", help="example ids to resemble")
+    related.add_argument("--negative", nargs="+", metavar="ID", help="example ids to move from")
     related.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     related.add_argument("--json", action="store_true", help='print {"results": [...]}')
+    _add_filter_args(related)
+    _add_ranking_args(related)
     related.set_defaults(handler=_cmd_related)
+
+    recommend = commands.add_parser(
+        "recommend",
+        help="stories for a reader from the ids they read",
+        description="Print JSON recommendations from a reading history (oldest id first).",
+    )
+    recommend.add_argument("--index-dir", required=True, help="index directory")
+    recommend.add_argument("history", nargs="+", metavar="ID", help="ids read, oldest first")
+    recommend.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    _add_filter_args(recommend)
+    _add_ranking_args(recommend)
+    recommend.set_defaults(handler=_cmd_recommend)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="evaluate relevance on labelled data (pairs, clusters, parallel)",
+        description=(
+            "pairs: correlation with human scores; clusters: same-label precision@k, "
+            "coverage, diversity; parallel: cross-lingual top-1 and MRR."
+        ),
+    )
+    evaluate.add_argument("kind", choices=("pairs", "clusters", "parallel"))
+    evaluate.add_argument("file", help="JSONL (or .jsonl.gz) file")
+    evaluate.add_argument("--label", default="section", help="label field for clusters")
+    evaluate.add_argument("-k", type=int, default=10, help="list length for clusters")
+    evaluate.add_argument("--json", action="store_true", help="one JSON object")
+    evaluate.add_argument("--model", help="model name or path (default: use-multilingual-v3)")
+    evaluate.add_argument(
+        "--cache",
+        default=str(Path("~/.cache/recommender/embeddings.sqlite")),
+        help="embedding cache file",
+    )
+    _add_ranking_args(evaluate)
+    evaluate.set_defaults(handler=_cmd_eval)
 
     inspect = commands.add_parser(
         "inspect",

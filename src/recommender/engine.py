@@ -1,41 +1,68 @@
 """The one API that the CLI, the gRPC service and batch jobs call.
 
-``Engine`` serves a published snapshot of an index directory: related stories by article id
-or by raw text, article lookup, statistics. It loads the embedding model only when a query
-needs it (text queries), so id queries answer without torch in memory.
+``Engine`` serves the published snapshot of an index directory:
+
+- ``related``: stories related to an indexed article, to raw text, or to several positive and
+  negative example articles, with filters and ranking options (``recommender.ranking``);
+- ``recommend``: stories for a reader, from the articles they read;
+- ``get_article`` and ``stats``.
+
+The embedding model is loaded only when a query needs it (raw text), so id queries answer
+without torch in memory.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
-from recommender.articles import Article
+from recommender.articles import Article, detect_lang
 from recommender.embedding import Embedder
 from recommender.errors import InvalidInputError, ModelError, NotFoundError, NotReadyError
+from recommender.lexical import LexicalModel
+from recommender.ranking import (
+    CandidatePool,
+    Filters,
+    RankedList,
+    RankingOptions,
+    rank,
+    time_relation,
+)
 from recommender.snapshot import Snapshot, load_snapshot
 from recommender.store import int_id
 from recommender.text import TextRecipe
 
 MAX_K = 100
 MAX_TEXT_CHARS = 100_000
+MAX_EXAMPLES = 100
+# Rocchio weight of negative examples, and how fast a reader's older reads fade (in reads).
+NEGATIVE_WEIGHT = 0.5
+HISTORY_HALF_LIFE = 5.0
 
 
 @dataclass(frozen=True)
 class RelatedItem:
-    """One related story."""
+    """One related story, with why it is related."""
 
     id: str
     score: float
     article: Article
-    explanation: dict[str, Any] = field(default_factory=dict)
+    dense_score: float = 0.0
+    lexical_score: float = 0.0
+    key_terms: tuple[str, ...] = ()
+    relation: str = ""  # follow_up, background, same_time, or "" when a date is unknown
+    folded: int = 0  # near-duplicates of this story left out of the list
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: id, title, score and the article's metadata."""
+        """JSON-ready form: id, title, score, the article's metadata and the explanation."""
         a = self.article
         return {
             "id": self.id,
@@ -46,17 +73,86 @@ class RelatedItem:
             "published_at": a.published_at.isoformat() if a.published_at else None,
             "source": a.source,
             "section": a.section,
-            **self.explanation,
+            "dense_score": round(self.dense_score, 6),
+            "lexical_score": round(self.lexical_score, 6),
+            "key_terms": list(self.key_terms),
+            "relation": self.relation,
+            "folded": self.folded,
         }
 
 
+@dataclass(frozen=True)
+class RelatedResponse:
+    """The ranked list, and the query's own story in other languages."""
+
+    results: list[RelatedItem]
+    other_languages: list[RelatedItem] = field(default_factory=list)
+
+    def __iter__(self) -> Any:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "results": [r.to_dict() for r in self.results],
+            "other_languages": [r.to_dict() for r in self.other_languages],
+        }
+
+
+@dataclass
+class _Query:
+    vector: np.ndarray
+    lexical: sp.csr_matrix
+    text: str
+    lang: str
+    reference_ts: float | None
+    exclude: set[int]
+
+
+class _Corpus:
+    """Per-article facts aligned by row, for filtering and lexical scoring."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        facets = {row[0]: row for row in snapshot.store.facets()}
+        labels = snapshot.index.ids()
+        self.int_ids = np.asarray(labels, dtype=np.int64)
+        self.row_of = {int(i): row for row, i in enumerate(self.int_ids)}
+        rows = [facets[int(i)] for i in self.int_ids]
+        self.ids = [r[1] for r in rows]
+        self.langs = np.array([r[2] for r in rows], dtype=object)
+        self.sources = np.array([r[3] for r in rows], dtype=object)
+        self.sections = np.array([r[4] for r in rows], dtype=object)
+        self.published_ts = np.array(
+            [np.nan if r[5] is None else r[5] for r in rows], dtype=np.float64
+        )
+        self.lexical = snapshot.lexical_matrix
+
+    def mask(self, filters: Filters) -> np.ndarray:
+        mask = np.ones(len(self.int_ids), dtype=bool)
+        if filters.langs:
+            mask &= np.isin(self.langs, list(filters.langs))
+        if filters.sections:
+            mask &= np.isin(self.sections, list(filters.sections))
+        if filters.sources:
+            mask &= np.isin(self.sources, list(filters.sources))
+        if filters.published_after is not None:
+            mask &= self.published_ts >= filters.published_after.timestamp()
+        if filters.published_before is not None:
+            mask &= self.published_ts <= filters.published_before.timestamp()
+        return mask
+
+
 class Engine:
-    """Related stories over the published snapshot of one index directory."""
+    """Related stories and reader recommendations over one index directory's snapshot."""
 
     def __init__(self, index_dir: str | Path, *, embedder: Embedder | None = None) -> None:
         self.index_dir = Path(index_dir)
         self._embedder = embedder
         self._snapshot: Snapshot | None = None
+        self._corpus: _Corpus | None = None
         self._lock = threading.RLock()
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -64,8 +160,10 @@ class Engine:
     def load(self) -> Engine:
         """Load (or reload) the serving snapshot, verifying its checksums."""
         snapshot = load_snapshot(self.index_dir)
+        corpus = _Corpus(snapshot)
         with self._lock:
-            previous, self._snapshot = self._snapshot, snapshot
+            previous = self._snapshot
+            self._snapshot, self._corpus = snapshot, corpus
         if previous is not None:
             previous.close()
         return self
@@ -77,6 +175,18 @@ class Engine:
         if snapshot is None:
             raise NotReadyError("no index is loaded yet")
         return snapshot
+
+    @property
+    def corpus(self) -> _Corpus:
+        corpus = self._corpus
+        if corpus is None:
+            raise NotReadyError("no index is loaded yet")
+        return corpus
+
+    @property
+    def recipe(self) -> TextRecipe:
+        """The text recipe the snapshot was built with."""
+        return TextRecipe(**self.snapshot.manifest.text_recipe)
 
     @property
     def embedder(self) -> Embedder:
@@ -98,8 +208,9 @@ class Engine:
             if self._snapshot is not None:
                 self._snapshot.close()
                 self._snapshot = None
+                self._corpus = None
 
-    # -- queries ---------------------------------------------------------------------------
+    # -- lookups ---------------------------------------------------------------------------
 
     def get_article(self, article_id: str) -> Article:
         """The stored article; NotFoundError when unknown."""
@@ -110,56 +221,205 @@ class Engine:
 
     def article_vector(self, article_id: str) -> np.ndarray:
         """The indexed vector of an article; NotFoundError when unknown."""
-        snapshot = self.snapshot
         key = int_id(article_id)
-        _, vectors = snapshot.store.vectors(snapshot.manifest.model, [key])
-        if not len(vectors):
+        if key not in self.snapshot.index:
             raise NotFoundError(f"unknown article id {article_id!r}")
-        vector: np.ndarray = vectors[0]
+        vector: np.ndarray = self.snapshot.index.vectors([key])[0]
         return vector
 
     def text_vector(self, text: str) -> np.ndarray:
         """Embed raw text (an article not yet indexed) as the index's recipe would."""
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInputError("text must be a non-empty string", field="text")
-        if len(text) > MAX_TEXT_CHARS:
-            raise InvalidInputError(
-                f"text is {len(text)} characters, the limit is {MAX_TEXT_CHARS}", field="text"
-            )
-        recipe = TextRecipe(**self.snapshot.manifest.text_recipe)
-        prepared = recipe.text(text)
-        if not prepared:
-            raise InvalidInputError("text holds nothing once HTML is removed", field="text")
+        prepared = self._prepare_text(text)
         vector: np.ndarray = self.embedder.embed([prepared])[0]
         return vector
 
-    def related(
-        self, *, article_id: str | None = None, text: str | None = None, k: int = 10
-    ) -> list[RelatedItem]:
-        """The ``k`` stories most related to an indexed article or to raw text.
+    def _prepare_text(self, text: str) -> str:
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInputError("must be a non-empty string", field="text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise InvalidInputError(
+                f"is {len(text)} characters, the limit is {MAX_TEXT_CHARS}", field="text"
+            )
+        prepared = self.recipe.text(text)
+        if not prepared:
+            raise InvalidInputError("holds nothing once HTML is removed", field="text")
+        return prepared
 
-        The query article itself is never among its own results.
+    # -- queries ---------------------------------------------------------------------------
+
+    def related(
+        self,
+        *,
+        article_id: str | None = None,
+        text: str | None = None,
+        positive_ids: Sequence[str] = (),
+        negative_ids: Sequence[str] = (),
+        k: int = 10,
+        filters: Filters | None = None,
+        options: RankingOptions | None = None,
+        lang: str | None = None,
+    ) -> RelatedResponse:
+        """Stories related to an article id, to raw text, or to positive/negative examples.
+
+        The query article(s) are never among the results. ``lang`` is the language of a text
+        query (detected when absent).
         """
-        if (article_id is None) == (text is None):
-            raise InvalidInputError("give exactly one of article_id and text", field="article_id")
-        if not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise InvalidInputError(f"k must be between 1 and {MAX_K}, got {k}", field="k")
-        snapshot = self.snapshot
-        exclude: set[int] = set()
+        _check_k(k)
+        given = sum(x is not None for x in (article_id, text)) + bool(positive_ids)
+        if given != 1:
+            raise InvalidInputError(
+                "give exactly one of article_id, text, positive_ids", field="article_id"
+            )
+        if negative_ids and not positive_ids:
+            raise InvalidInputError("negative_ids need positive_ids", field="negative_ids")
         if article_id is not None:
-            query = self.article_vector(article_id)
-            exclude.add(int_id(article_id))
+            query = self._article_query([article_id], [])
+        elif text is not None:
+            query = self._text_query(text, lang)
         else:
-            query = self.text_vector(text or "")
-        found = snapshot.index.search(query[None, :], k + len(exclude))
-        ids = [int(i) for i in found.ids[0] if int(i) >= 0 and int(i) not in exclude]
-        scores = {int(i): float(s) for i, s in zip(found.ids[0], found.scores[0], strict=True)}
-        articles = snapshot.store.get_many(ids[:k])
-        return [
-            RelatedItem(articles[i].article.id, scores[i], articles[i].article)
-            for i in ids[:k]
-            if i in articles
-        ]
+            query = self._article_query(list(positive_ids), list(negative_ids))
+        return self._rank(query, k, filters or Filters(), options or RankingOptions())
+
+    def recommend(
+        self,
+        history_ids: Sequence[str],
+        k: int = 10,
+        filters: Filters | None = None,
+        options: RankingOptions | None = None,
+    ) -> RelatedResponse:
+        """Unread stories for a reader, from the ids they read (oldest first).
+
+        Recent reads weigh more (half weight every ``HISTORY_HALF_LIFE`` reads back); ids not
+        in the index are skipped, since readers' histories outlive articles.
+        """
+        _check_k(k)
+        if not history_ids:
+            raise InvalidInputError("needs at least one article id", field="history_ids")
+        if len(history_ids) > 10 * MAX_EXAMPLES:
+            raise InvalidInputError(f"at most {10 * MAX_EXAMPLES} ids", field="history_ids")
+        known = [i for i in history_ids if int_id(i) in self.corpus.row_of]
+        if not known:
+            raise NotFoundError("none of the history ids is in the index")
+        n = len(known)
+        weights = np.power(0.5, (n - 1 - np.arange(n)) / HISTORY_HALF_LIFE)
+        query = self._weighted_query(known, weights, [])
+        query.exclude |= {int_id(i) for i in history_ids}
+        query.reference_ts = time.time()
+        query.lang = ""  # a reader profile has no "same story in other languages"
+        return self._rank(query, k, filters or Filters(), options or RankingOptions())
+
+    def _article_query(self, positive: list[str], negative: list[str]) -> _Query:
+        if len(positive) + len(negative) > MAX_EXAMPLES:
+            raise InvalidInputError(f"at most {MAX_EXAMPLES} example ids", field="positive_ids")
+        for article_id in [*positive, *negative]:
+            if int_id(article_id) not in self.corpus.row_of:
+                raise NotFoundError(f"unknown article id {article_id!r}")
+        return self._weighted_query(positive, np.ones(len(positive)), negative)
+
+    def _weighted_query(
+        self, positive: list[str], weights: np.ndarray, negative: list[str]
+    ) -> _Query:
+        corpus = self.corpus
+        keys = [int_id(i) for i in positive]
+        rows = [corpus.row_of[key] for key in keys]
+        vectors = self.snapshot.index.vectors(keys)
+        vector = (weights[:, None] * vectors).sum(axis=0) / weights.sum()
+        if negative:
+            negative_vectors = self.snapshot.index.vectors([int_id(i) for i in negative])
+            vector = vector - NEGATIVE_WEIGHT * negative_vectors.mean(axis=0)
+        vector = _unit(vector)
+        lexical = sp.csr_matrix(sp.diags(weights) @ corpus.lexical[rows]).sum(axis=0)
+        lexical_row = sp.csr_matrix(lexical / max(float(np.linalg.norm(lexical)), 1e-12))
+        langs = Counter(corpus.langs[r] for r in rows)
+        stamps = corpus.published_ts[rows]
+        reference = float(np.nanmax(stamps)) if not np.isnan(stamps).all() else None
+        stored = self.snapshot.store.get_many(keys[-1:])
+        last = stored[keys[-1]].article if keys[-1] in stored else None
+        text = self.recipe.text(last.title, last.lead, last.body) if last else ""
+        return _Query(
+            vector=vector,
+            lexical=lexical_row,
+            text=text,
+            lang=langs.most_common(1)[0][0] if langs else "",
+            reference_ts=reference,
+            exclude={*keys, *(int_id(i) for i in negative)},
+        )
+
+    def _text_query(self, text: str, lang: str | None) -> _Query:
+        prepared = self._prepare_text(text)
+        vector = self.embedder.embed([prepared])[0]
+        lexical = self.snapshot.lexical.transform([prepared])
+        return _Query(
+            vector=vector,
+            lexical=lexical,
+            text=prepared,
+            lang=(lang or detect_lang(prepared)),
+            reference_ts=time.time(),
+            exclude=set(),
+        )
+
+    def _rank(
+        self, query: _Query, k: int, filters: Filters, options: RankingOptions
+    ) -> RelatedResponse:
+        snapshot, corpus = self.snapshot, self.corpus
+        exclude = query.exclude | {int_id(i) for i in filters.exclude_ids}
+        fetch = max(options.candidates, 3 * k)
+        allowed = None
+        if filters.restricts:
+            mask = corpus.mask(filters)
+            allowed = corpus.int_ids[mask]
+            allowed = allowed[~np.isin(allowed, list(exclude))] if exclude else allowed
+            found = snapshot.index.search(query.vector[None, :], fetch, allowed=allowed)
+        else:
+            found = snapshot.index.search(query.vector[None, :], fetch + len(exclude))
+        pairs = [
+            (int(i), float(s))
+            for i, s in zip(found.ids[0], found.scores[0], strict=True)
+            if int(i) >= 0 and int(i) not in exclude and int(i) in corpus.row_of
+        ][:fetch]
+        if not pairs:
+            return RelatedResponse([])
+        keys = [p[0] for p in pairs]
+        rows = [corpus.row_of[key] for key in keys]
+        lexical: np.ndarray = np.asarray((corpus.lexical[rows] @ query.lexical.T).todense()).ravel()
+        pool = CandidatePool(
+            dense=np.array([p[1] for p in pairs]),
+            lexical=lexical,
+            vectors=snapshot.index.vectors(keys),
+            published_ts=corpus.published_ts[rows],
+            langs=[str(corpus.langs[r]) for r in rows],
+            sources=[str(corpus.sources[r]) for r in rows],
+        )
+        ranked = rank(pool, k, options, query_lang=query.lang, reference_ts=query.reference_ts)
+        return self._response(query, keys, pool, ranked)
+
+    def _response(
+        self, query: _Query, keys: list[int], pool: CandidatePool, ranked: RankedList
+    ) -> RelatedResponse:
+        wanted = [keys[i] for i in [*ranked.main, *ranked.other_languages]]
+        articles = self.snapshot.store.get_many(wanted)
+        lexical_model: LexicalModel = self.snapshot.lexical
+
+        def item(position: int) -> RelatedItem | None:
+            stored = articles.get(keys[position])
+            if stored is None:
+                return None
+            a = stored.article
+            candidate_text = self.recipe.text(a.title, a.lead, a.body)
+            return RelatedItem(
+                id=a.id,
+                score=float(ranked.scores[position]),
+                article=a,
+                dense_score=float(pool.dense[position]),
+                lexical_score=float(pool.lexical[position]),
+                key_terms=tuple(lexical_model.key_terms(query.text, candidate_text)),
+                relation=time_relation(float(pool.published_ts[position]), query.reference_ts),
+                folded=ranked.folded.get(position, 0),
+            )
+
+        results = [r for r in map(item, ranked.main) if r is not None]
+        other = [r for r in map(item, ranked.other_languages) if r is not None]
+        return RelatedResponse(results, other)
 
     def stats(self) -> dict[str, Any]:
         """Manifest and counts by language, source and section."""
@@ -173,3 +433,14 @@ class Engine:
             "by_source": store.facet_counts("source"),
             "by_section": store.facet_counts("section"),
         }
+
+
+def _check_k(k: int) -> None:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise InvalidInputError(f"must be between 1 and {MAX_K}, got {k!r}", field="k")
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    out: np.ndarray = (vector / norm if norm > 0 else vector).astype(np.float32)
+    return out

@@ -260,6 +260,18 @@ class VectorIndex:
             source = self.main if tier == "main" else self._delta
             return np.asarray(source.reconstruct(position), dtype=np.float32)
 
+    def vectors(self, external_ids: list[int]) -> np.ndarray:
+        """Stored vectors of several ids (zeros for absent ones)."""
+        out = np.zeros((len(external_ids), self.dimension), dtype=np.float32)
+        with self._lock:
+            for row, external in enumerate(external_ids):
+                found = self._find(int(external))
+                if found is not None:
+                    tier, position = found
+                    source = self.main if tier == "main" else self._delta
+                    out[row] = source.reconstruct(position)
+        return out
+
     def _find(self, external_id: int) -> tuple[str, int] | None:
         if external_id in self._delta_labels:
             return "delta", self._delta_labels.index(external_id)

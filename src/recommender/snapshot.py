@@ -29,9 +29,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
+
 from recommender.errors import InvalidInputError, NotFoundError, RecommenderError
 from recommender.index import VectorIndex, fsync_file
+from recommender.lexical import LexicalModel
 from recommender.store import ArticleStore
+from recommender.text import TextRecipe
 
 FORMAT_VERSION = 1
 CURRENT_FILE = "CURRENT"
@@ -79,6 +84,8 @@ class Snapshot:
     manifest: Manifest
     store: ArticleStore
     index: VectorIndex
+    lexical: LexicalModel
+    lexical_matrix: sp.csr_matrix
 
     def close(self) -> None:
         """Release the store connection."""
@@ -144,6 +151,7 @@ def build_snapshot(
             )
         index = VectorIndex.build(ids, vectors, index_type, dimension=dimension)
         files = [building / STORE_FILE, *index.save(building)]
+        files += _build_lexical(building, ids, TextRecipe(**(text_recipe or {})))
         manifest = Manifest(
             name=name,
             model=model,
@@ -170,6 +178,20 @@ def build_snapshot(
         raise
     prune(root, keep)
     return manifest
+
+
+def _build_lexical(directory: Path, ids: np.ndarray, recipe: TextRecipe) -> list[Path]:
+    """Fit the lexical model on the snapshot's articles, rows in the order of ``ids``."""
+    copy = ArticleStore(directory / STORE_FILE, read_only=True)
+    try:
+        texts_by_id = {
+            s.int_id: recipe.text(s.article.title, s.article.lead, s.article.body)
+            for s in copy.iter_articles()
+        }
+    finally:
+        copy.close()
+    model, matrix = LexicalModel.fit([texts_by_id[int(i)] for i in ids])
+    return model.save(directory, matrix)
 
 
 def _publish(root: Path, name: str) -> None:
@@ -241,9 +263,11 @@ def load_snapshot(index_dir: str | Path, name: str | None = None, *, mmap: bool 
             )
     try:
         index = VectorIndex.load(path, mmap=mmap)
+        lexical, matrix = LexicalModel.load(path)
     except (RuntimeError, OSError, ValueError, KeyError) as exc:
         raise SnapshotError(f"snapshot {name}: cannot read the index: {exc}") from None
-    return Snapshot(path, manifest, ArticleStore(path / STORE_FILE, read_only=True), index)
+    store = ArticleStore(path / STORE_FILE, read_only=True)
+    return Snapshot(path, manifest, store, index, lexical, matrix)
 
 
 def working_store(index_dir: str | Path) -> ArticleStore:

@@ -229,6 +229,17 @@ class ArticleStore:
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
         return np.asarray(ids, dtype=np.int64), matrix.copy()
 
+    def facets(self) -> list[tuple[int, str, str, str, str, float | None]]:
+        """(int_id, id, lang, source, section, published_ts) of every article, by int_id."""
+        with self._lock:
+            return [
+                (int(r[0]), r[1], r[2], r[3], r[4], r[5])
+                for r in self._conn.execute(
+                    "SELECT int_id, id, lang, source, section, published_ts FROM articles "
+                    "ORDER BY int_id"
+                )
+            ]
+
     def changes_since(self, seq: int) -> tuple[list[int], list[int]]:
         """(upserted FAISS ids, deleted FAISS ids) with a change counter above ``seq``."""
         with self._lock:

@@ -1,0 +1,291 @@
+"""Offline evaluation with labelled data, using the engine's own relevance and ranking.
+
+- ``pairs``: correlation of the relevance score with human relatedness judgements;
+- ``clusters``: precision@k of same-label neighbours, coverage and intra-list diversity;
+- ``parallel``: cross-lingual retrieval of the same document (top-1 accuracy and MRR).
+
+Every text is prepared with the engine's text recipe, embedded with the engine's model (through
+the embedding cache) and scored with ``recommender.ranking.relevance`` and ``rank``: the figures
+describe what ``related`` would return, not a separate model.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.embedding import Embedder
+from recommender.errors import InvalidInputError
+from recommender.lexical import LexicalModel
+from recommender.ranking import CandidatePool, RankingOptions, rank, relevance
+from recommender.text import DEFAULT_RECIPE, TextRecipe
+
+_BLOCK = 512
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """All records of a JSONL (or .jsonl.gz) file; a bad line is an error naming it."""
+    name = str(path)
+    opener: Any = gzip.open if name.endswith(".gz") else open
+    records = []
+    with opener(name, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(f"{name}:{number}: invalid JSON: {exc.msg}") from None
+    return records
+
+
+@dataclass
+class EvalCorpus:
+    """Texts embedded and lexically indexed the way the engine indexes articles."""
+
+    texts: list[str]
+    vectors: np.ndarray
+    lexical: sp.csr_matrix
+    model: LexicalModel
+
+    @classmethod
+    def build(cls, texts: Sequence[str], embedder: Embedder) -> EvalCorpus:
+        """Embed and fit the lexical model on ``texts`` (already prepared by a recipe)."""
+        vectors = embedder.embed(list(texts), show_progress_bar=len(texts) > 5000)
+        model, matrix = LexicalModel.fit(list(texts))
+        return cls(list(texts), vectors, matrix, model)
+
+
+def article_text(record: dict[str, Any], recipe: TextRecipe = DEFAULT_RECIPE) -> str:
+    """The recipe text of an article-schema record."""
+    return recipe.text(record.get("title"), record.get("lead"), record.get("body"))
+
+
+# -- pairs ------------------------------------------------------------------------------------
+
+
+def eval_pairs(
+    path: str | Path, embedder: Embedder, options: RankingOptions | None = None
+) -> dict[str, Any]:
+    """Pearson and Spearman correlation of relevance with the ``score`` of each pair."""
+    from scipy.stats import pearsonr, spearmanr
+
+    options = options or RankingOptions()
+    records = read_jsonl(path)
+    for number, r in enumerate(records, start=1):
+        for key in ("id1", "id2", "text1", "text2", "score"):
+            if key not in r:
+                raise InvalidInputError(f"{path}: record {number} has no {key!r}", field=key)
+    index: dict[str, int] = {}
+    texts: list[str] = []
+    for r in records:
+        for side in ("1", "2"):
+            key = str(r[f"id{side}"])
+            if key not in index:
+                index[key] = len(texts)
+                texts.append(DEFAULT_RECIPE.text(str(r[f"text{side}"])) or " ")
+    corpus = EvalCorpus.build(texts, embedder)
+    a = [index[str(r["id1"])] for r in records]
+    b = [index[str(r["id2"])] for r in records]
+    dense = np.einsum("ij,ij->i", corpus.vectors[a], corpus.vectors[b])
+    lexical = np.asarray(corpus.lexical[a].multiply(corpus.lexical[b]).sum(axis=1)).ravel()
+    predicted = relevance(dense, lexical, options.dense_weight)
+    gold = np.array([float(r["score"]) for r in records])
+
+    def correlations(mask: np.ndarray) -> dict[str, Any]:
+        n = int(mask.sum())
+        if n < 3 or np.ptp(gold[mask]) == 0:
+            return {"n": n, "pearson": None, "spearman": None}
+        return {
+            "n": n,
+            "pearson": round(float(pearsonr(predicted[mask], gold[mask])[0]), 4),
+            "spearman": round(float(spearmanr(predicted[mask], gold[mask])[0]), 4),
+        }
+
+    overall = correlations(np.ones(len(records), dtype=bool))
+    pairs = np.array([f"{r.get('lang1', '?')}-{r.get('lang2', '?')}" for r in records])
+    by_pair = {p: correlations(pairs == p) for p in sorted(set(pairs))}
+    return {**overall, "by_language_pair": by_pair}
+
+
+# -- clusters ---------------------------------------------------------------------------------
+
+
+def neighbour_lists(
+    corpus: EvalCorpus,
+    k: int,
+    options: RankingOptions,
+    *,
+    langs: Sequence[str] | None = None,
+    sources: Sequence[str] | None = None,
+    published_ts: np.ndarray | None = None,
+) -> list[list[int]]:
+    """The top-k list of every document used as the query (itself excluded).
+
+    Candidates are the union of the dense and the lexical nearest neighbours; they are
+    ordered by ``recommender.ranking.rank`` with ``options``, as ``Engine.related`` does.
+    """
+    n = len(corpus.texts)
+    langs = list(langs) if langs is not None else [""] * n
+    sources = list(sources) if sources is not None else [""] * n
+    stamps = published_ts if published_ts is not None else np.full(n, np.nan)
+    fetch = options.candidates
+    lists: list[list[int]] = []
+    lexical_t = corpus.lexical.T.tocsr()
+    for start in range(0, n, _BLOCK):
+        stop = min(n, start + _BLOCK)
+        dense = corpus.vectors[start:stop] @ corpus.vectors.T
+        lexical = (corpus.lexical[start:stop] @ lexical_t).toarray()
+        for row in range(stop - start):
+            query = start + row
+            dense[row, query] = lexical[row, query] = -np.inf
+            parts = []
+            if options.dense_weight > 0:
+                parts.append(np.argpartition(-dense[row], fetch)[:fetch])
+            if options.dense_weight < 1:
+                parts.append(np.argpartition(-lexical[row], fetch)[:fetch])
+            candidates = np.unique(np.concatenate(parts))
+            pool = CandidatePool(
+                dense=dense[row, candidates],
+                lexical=lexical[row, candidates],
+                vectors=corpus.vectors[candidates],
+                published_ts=stamps[candidates],
+                langs=[langs[c] for c in candidates],
+                sources=[sources[c] for c in candidates],
+            )
+            reference = None if math.isnan(stamps[query]) else float(stamps[query])
+            ranked = rank(pool, k, options, query_lang=langs[query], reference_ts=reference)
+            lists.append([int(candidates[i]) for i in ranked.main])
+    return lists
+
+
+def cluster_metrics(
+    lists: list[list[int]], labels: Sequence[str], vectors: np.ndarray, k: int
+) -> dict[str, Any]:
+    """precision@k of same-label neighbours, coverage and intra-list diversity."""
+    label_array = np.asarray(labels)
+    hits = [
+        float(np.mean(label_array[lst] == label_array[q])) for q, lst in enumerate(lists) if lst
+    ]
+    shown = {i for lst in lists for i in lst}
+    diversity = []
+    for lst in lists:
+        if len(lst) > 1:
+            sims = vectors[lst] @ vectors[lst].T
+            upper = sims[np.triu_indices(len(lst), 1)]
+            diversity.append(float(np.mean(1.0 - upper)))
+    return {
+        "n": len(lists),
+        "k": k,
+        "precision_at_k": round(float(np.mean(hits)), 4),
+        "coverage": round(len(shown) / max(1, len(lists)), 4),
+        "intra_list_diversity": round(float(np.mean(diversity)), 4) if diversity else None,
+    }
+
+
+def eval_clusters(
+    path: str | Path,
+    embedder: Embedder,
+    *,
+    label: str = "section",
+    k: int = 10,
+    options: RankingOptions | None = None,
+    corpus: EvalCorpus | None = None,
+) -> dict[str, Any]:
+    """Same-label precision@k of the engine's lists over a labelled article file."""
+    options = options or RankingOptions()
+    records = read_jsonl(path)
+    missing = [i for i, r in enumerate(records, start=1) if not r.get(label)]
+    if missing:
+        raise InvalidInputError(
+            f"{path}: record {missing[0]} has no {label!r} label ({len(missing)} in all)",
+            field=label,
+        )
+    if corpus is None:
+        corpus = EvalCorpus.build([article_text(r) for r in records], embedder)
+    stamps = np.array([_timestamp(r.get("published_at")) for r in records], dtype=np.float64)
+    lists = neighbour_lists(
+        corpus,
+        k,
+        options,
+        langs=[str(r.get("lang") or "") for r in records],
+        sources=[str(r.get("source") or "") for r in records],
+        published_ts=stamps,
+    )
+    return cluster_metrics(lists, [str(r[label]) for r in records], corpus.vectors, k)
+
+
+def _timestamp(value: Any) -> float:
+    from recommender.articles import parse_datetime
+
+    if not isinstance(value, str) or not value:
+        return math.nan
+    try:
+        return parse_datetime(value).timestamp()
+    except ValueError:
+        return math.nan
+
+
+# -- parallel ---------------------------------------------------------------------------------
+
+
+def eval_parallel(
+    path: str | Path, embedder: Embedder, options: RankingOptions | None = None
+) -> dict[str, Any]:
+    """Top-1 accuracy and MRR of finding each document's translation, per ordered pair."""
+    options = options or RankingOptions()
+    records = read_jsonl(path)
+    if not records or not isinstance(records[0].get("texts"), dict):
+        raise InvalidInputError(f"{path}: records need a 'texts' object", field="texts")
+    langs = sorted({lang for r in records for lang in r["texts"]})
+    entries: list[tuple[int, str]] = []
+    texts: list[str] = []
+    for doc, record in enumerate(records):
+        for lang, text in sorted(record["texts"].items()):
+            title, _, body = str(text).partition("\n")
+            texts.append(DEFAULT_RECIPE.text(title, None, body) or " ")
+            entries.append((doc, lang))
+    corpus = EvalCorpus.build(texts, embedder)
+    position = {entry: i for i, entry in enumerate(entries)}
+    pairs: dict[str, dict[str, float]] = {}
+    for src in langs:
+        for tgt in langs:
+            if src == tgt:
+                continue
+            docs = [d for d in range(len(records)) if (d, src) in position and (d, tgt) in position]
+            queries = [position[(d, src)] for d in docs]
+            targets = [position[(d, tgt)] for d in docs]
+            dense = corpus.vectors[queries] @ corpus.vectors[targets].T
+            lexical = (corpus.lexical[queries] @ corpus.lexical[targets].T).toarray()
+            scores = relevance(dense, lexical, options.dense_weight)
+            correct = scores[np.arange(len(docs)), np.arange(len(docs))]
+            ranks = 1 + (scores > correct[:, None]).sum(axis=1)
+            pairs[f"{src}->{tgt}"] = {
+                "top1": round(float(np.mean(ranks == 1)), 4),
+                "mrr": round(float(np.mean(1.0 / ranks)), 4),
+            }
+    top1 = [p["top1"] for p in pairs.values()]
+    return {
+        "n": len(records),
+        "languages": langs,
+        "min_top1": min(top1) if top1 else None,
+        "mean_top1": round(float(np.mean(top1)), 4) if top1 else None,
+        "pairs": pairs,
+    }
+
+
+def group_counts(values: Sequence[str]) -> dict[str, int]:
+    """How many records per value (for reports)."""
+    counts: dict[str, int] = defaultdict(int)
+    for v in values:
+        counts[v] += 1
+    return dict(counts)

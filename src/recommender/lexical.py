@@ -1,0 +1,162 @@
+"""The lexical side of hybrid relevance: TF-IDF over character n-grams, Arabic-aware.
+
+Text is lower-cased and Arabic-folded (hamza forms of alef, alef maqsura, teh marbuta,
+diacritics, tatweel), then cut into character n-grams inside word boundaries, which matches
+Arabic words across their clitics (``طرابلس`` in ``لطرابلس``) and inflections without a stemmer.
+N-grams are hashed into a fixed space (no vocabulary to store), weighted by sublinear tf and
+the corpus idf, and L2-normalised, so the lexical score of two texts is their cosine.
+
+Key terms for explanations are whole words (clitics stripped) weighted the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import HashingVectorizer
+
+from recommender.text import normalize_arabic
+
+N_FEATURES = 2**20
+NGRAM_RANGE = (3, 4)  # (3, 5) scores 0.002 higher on ANT at 40 % more memory
+MAX_LEXICAL_CHARS = 2000
+_WORD = re.compile(r"\w{3,}")
+# Arabic proclitics: conjunctions, prepositions and the article, longest first
+_CLITICS = ("وبال", "وال", "بال", "كال", "فال", "لل", "ال", "و", "ب", "ل", "ف")
+_DIGITS = re.compile(r"^\d+$")
+# Function words that corpus idf alone does not push down on small corpora; only used to
+# choose the key terms shown as explanations, never for scoring.
+_STOPWORD_TEXT = """
+    في من على إلى الى عن مع هذا هذه ذلك التي الذي الذين كان كانت يكون بعد قبل حول بين عند
+    منذ خلال حتى ضد لدى أن ان إن أو او ثم كما لكن غير كل بعض أي اي ما لم لن قد هو هي هم
+    وقد وفي ومن وعلى وأن وهو وهي فيما بها به لها له منها عليه عليها إلا الا
+    the and for with that this from was were are has have had its his her their they them
+    will would can could not but into over after before about than then also more most said
+    says which who whom what when where while been being one two new
+    der die das und mit von für den dem des ein eine einer eines ist sind wird wurde auf aus
+    bei nach über unter vor zum zur sich auch nicht noch nur wie als
+    les des une dans pour par sur avec est sont qui que aux ses leur plus pas été
+    los las una unos con por para del que sus más como fue son está han
+    bir ile için olarak olan gibi daha çok kadar sonra önce ancak ama veya
+    что как это его для при после так уже был была были или его она они
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+def normalize_for_lexical(text: str) -> str:
+    """Lower-case and Arabic-fold a text for lexical matching."""
+    return normalize_arabic(text.lower())
+
+
+def _char_vectorizer() -> HashingVectorizer:
+    return HashingVectorizer(
+        analyzer="char_wb",
+        ngram_range=NGRAM_RANGE,
+        n_features=N_FEATURES,
+        alternate_sign=False,
+        norm=None,
+        preprocessor=normalize_for_lexical,
+        dtype=np.float32,
+    )
+
+
+def word_stem(word: str) -> str:
+    """A word without its Arabic proclitics (other scripts pass through)."""
+    for clitic in _CLITICS:
+        if word.startswith(clitic) and len(word) - len(clitic) >= 3:
+            return word[len(clitic) :]
+    return word
+
+
+def words(text: str) -> dict[str, str]:
+    """Stemmed key -> first surface form, for the words of a text (3+ letters, no numbers)."""
+    found: dict[str, str] = {}
+    for match in _WORD.finditer(text):
+        surface = match.group(0)
+        if _DIGITS.match(surface):
+            continue
+        key = word_stem(normalize_for_lexical(surface))
+        found.setdefault(key, surface)
+    return found
+
+
+_STOPWORDS_KEYS = frozenset(word_stem(normalize_for_lexical(w)) for w in _STOPWORDS)
+
+
+def _hash_word(word: str) -> int:
+    # stable across processes (Python's hash() is salted)
+    import zlib
+
+    return zlib.crc32(word.encode("utf-8")) % N_FEATURES
+
+
+@dataclass
+class LexicalModel:
+    """Corpus statistics for lexical scoring: character n-gram idf and word idf."""
+
+    char_idf: np.ndarray
+    word_idf: np.ndarray
+    n_documents: int
+
+    @classmethod
+    def fit(cls, texts: Sequence[str]) -> tuple[LexicalModel, sp.csr_matrix]:
+        """Fit idf on a corpus; returns the model and the corpus' normalised tf-idf matrix."""
+        counts = _char_vectorizer().transform([t[:MAX_LEXICAL_CHARS] for t in texts]).tocsr()
+        n = counts.shape[0]
+        df = np.bincount(counts.indices, minlength=N_FEATURES).astype(np.float32)
+        char_idf = (np.log((1 + n) / (1 + df)) + 1).astype(np.float32)
+        word_df = np.zeros(N_FEATURES, dtype=np.float32)
+        for text in texts:
+            for key in words(text[:MAX_LEXICAL_CHARS]):
+                word_df[_hash_word(key)] += 1
+        word_idf = (np.log((1 + n) / (1 + word_df)) + 1).astype(np.float32)
+        model = cls(char_idf, word_idf, n)
+        return model, model._weight(counts)
+
+    def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
+        """Normalised tf-idf rows for texts (n-grams unseen in the corpus get the top idf)."""
+        counts = _char_vectorizer().transform([t[:MAX_LEXICAL_CHARS] for t in texts]).tocsr()
+        return self._weight(counts)
+
+    def _weight(self, counts: sp.csr_matrix) -> sp.csr_matrix:
+        weighted = counts.copy().astype(np.float32)
+        np.log1p(weighted.data, out=weighted.data)  # sublinear tf
+        weighted.data *= self.char_idf[weighted.indices]
+        norms = np.sqrt(np.asarray(weighted.multiply(weighted).sum(axis=1)).ravel())
+        norms[norms == 0] = 1.0
+        result: sp.csr_matrix = sp.diags(1.0 / norms).astype(np.float32) @ weighted
+        return result.tocsr()
+
+    def key_terms(self, query_text: str, candidate_text: str, limit: int = 5) -> list[str]:
+        """Shared words of two texts, rarest in the corpus first (as written in the candidate)."""
+        query_words = words(query_text[:MAX_LEXICAL_CHARS])
+        candidate_words = words(candidate_text[:MAX_LEXICAL_CHARS])
+        shared = [k for k in candidate_words if k in query_words and k not in _STOPWORDS_KEYS]
+        shared.sort(key=lambda k: -float(self.word_idf[_hash_word(k)]))
+        # words in half the corpus or more explain nothing
+        floor = np.log(2.0) + 1
+        return [candidate_words[k] for k in shared if self.word_idf[_hash_word(k)] > floor][:limit]
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def save(self, directory: Path, matrix: sp.csr_matrix) -> list[Path]:
+        """Write idf arrays and the corpus matrix; returns the files written."""
+        idf_path = directory / "lexical_idf.npz"
+        matrix_path = directory / "lexical_matrix.npz"
+        np.savez(idf_path, char_idf=self.char_idf, word_idf=self.word_idf, n=self.n_documents)
+        sp.save_npz(matrix_path, matrix, compressed=False)
+        return [idf_path, matrix_path]
+
+    @classmethod
+    def load(cls, directory: Path) -> tuple[LexicalModel, sp.csr_matrix]:
+        """Read what ``save`` wrote."""
+        with np.load(directory / "lexical_idf.npz") as data:
+            model = cls(data["char_idf"], data["word_idf"], int(data["n"]))
+        matrix: Any = sp.load_npz(directory / "lexical_matrix.npz")
+        return model, matrix.tocsr()

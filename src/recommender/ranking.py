@@ -1,0 +1,238 @@
+"""From nearest neighbours to a "read also" list: filters, hybrid relevance, recency, same-story
+grouping across languages, near-duplicate collapse, diversity (MMR) and a per-source cap.
+
+Pure functions over a candidate pool (numpy arrays); the engine builds the pool and the
+evaluation tool reuses exactly the same functions. The defaults are measured: see
+``docs/quality.md`` for the tables they come from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from recommender.errors import InvalidInputError
+
+# Chosen on ANT (same-section precision@10) and checked on BBC; see docs/quality.md.
+DEFAULT_DENSE_WEIGHT = 0.6
+# Cosine above which two same-language stories are the same story (one kept, others folded).
+DEFAULT_DEDUP_THRESHOLD = 0.9
+# Dense cosine above which a story in another language is the query's own story (NTREX).
+DEFAULT_SAME_STORY_THRESHOLD = 0.5
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which stories may be returned. Empty tuples mean "any"."""
+
+    langs: tuple[str, ...] = ()
+    sections: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    published_after: datetime | None = None
+    published_before: datetime | None = None
+    exclude_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("published_after", "published_before"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise InvalidInputError("must include a UTC offset", field=f"filters.{name}")
+        if (
+            self.published_after is not None
+            and self.published_before is not None
+            and self.published_after > self.published_before
+        ):
+            raise InvalidInputError(
+                "published_after is later than published_before", field="filters.published_after"
+            )
+
+    @property
+    def restricts(self) -> bool:
+        """True when some story could be filtered out (exclusions aside)."""
+        return bool(
+            self.langs
+            or self.sections
+            or self.sources
+            or self.published_after
+            or self.published_before
+        )
+
+
+@dataclass(frozen=True)
+class RankingOptions:
+    """How candidates become the final list; each option can be switched off (None)."""
+
+    dense_weight: float = DEFAULT_DENSE_WEIGHT  # 1.0: dense only, 0.0: lexical only
+    recency_half_life_days: float | None = None  # off by default: right for archives
+    dedup_threshold: float | None = DEFAULT_DEDUP_THRESHOLD
+    mmr_lambda: float | None = None  # 1.0 or None: no diversity re-ranking
+    max_per_source: int | None = None
+    other_languages: bool = True  # the query's own story in other languages, as a group
+    same_story_threshold: float = DEFAULT_SAME_STORY_THRESHOLD
+    candidates: int = 100  # nearest neighbours fetched before re-ranking
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise InvalidInputError("must be between 0 and 1", field="options.dense_weight")
+        if self.recency_half_life_days is not None and self.recency_half_life_days <= 0:
+            raise InvalidInputError("must be positive", field="options.recency_half_life_days")
+        if self.dedup_threshold is not None and not 0.0 < self.dedup_threshold <= 1.0:
+            raise InvalidInputError("must be in (0, 1]", field="options.dedup_threshold")
+        if self.mmr_lambda is not None and not 0.0 <= self.mmr_lambda <= 1.0:
+            raise InvalidInputError("must be between 0 and 1", field="options.mmr_lambda")
+        if self.max_per_source is not None and self.max_per_source < 1:
+            raise InvalidInputError("must be at least 1", field="options.max_per_source")
+        if self.candidates < 1:
+            raise InvalidInputError("must be at least 1", field="options.candidates")
+
+
+@dataclass
+class CandidatePool:
+    """Candidates for one query: parallel arrays, one entry per candidate."""
+
+    dense: np.ndarray  # cosine with the query
+    lexical: np.ndarray  # lexical cosine with the query
+    vectors: np.ndarray  # (n, d) unit vectors, for collapse and MMR
+    published_ts: np.ndarray  # POSIX seconds, NaN when unknown
+    langs: list[str]
+    sources: list[str]
+
+    def __len__(self) -> int:
+        return len(self.dense)
+
+
+@dataclass
+class RankedList:
+    """Positions into the pool: the main list, and the query's story in other languages."""
+
+    main: list[int]
+    scores: np.ndarray  # final score of every pool entry
+    folded: dict[int, int] = field(default_factory=dict)  # kept position -> duplicates folded
+    other_languages: list[int] = field(default_factory=list)
+
+
+def relevance(dense: np.ndarray, lexical: np.ndarray, dense_weight: float) -> np.ndarray:
+    """Hybrid relevance: a weighted sum of dense and lexical cosine."""
+    return dense_weight * dense + (1.0 - dense_weight) * lexical
+
+
+def recency_factor(
+    published_ts: np.ndarray, reference_ts: float | None, half_life_days: float
+) -> np.ndarray:
+    """Exponential decay by distance in time from the reference.
+
+    Follow-ups (published after the reference) age at half the rate of background stories:
+    under an article, what happened next matters more than what came before.
+    Undated stories and undated queries are not decayed.
+    """
+    if reference_ts is None or math.isnan(reference_ts):
+        return np.ones_like(published_ts, dtype=np.float64)
+    delta_days = (published_ts - reference_ts) / SECONDS_PER_DAY
+    age = np.where(delta_days >= 0, delta_days / 2.0, -delta_days)
+    factor = np.power(0.5, age / half_life_days)
+    return np.where(np.isnan(factor), 1.0, factor)
+
+
+def rank(
+    pool: CandidatePool,
+    k: int,
+    options: RankingOptions,
+    *,
+    query_lang: str = "",
+    reference_ts: float | None = None,
+) -> RankedList:
+    """Order a candidate pool into the final list (see the module docstring for the steps)."""
+    scores = relevance(pool.dense, pool.lexical, options.dense_weight).astype(np.float64)
+    if options.recency_half_life_days is not None:
+        scores = scores * recency_factor(
+            pool.published_ts, reference_ts, options.recency_half_life_days
+        )
+    order = [int(i) for i in np.argsort(-scores, kind="stable")]
+
+    other: list[int] = []
+    if options.other_languages and query_lang:
+        best_per_lang: dict[str, int] = {}
+        remaining = []
+        for i in order:
+            lang = pool.langs[i]
+            if lang and lang != query_lang and pool.dense[i] >= options.same_story_threshold:
+                if lang not in best_per_lang or pool.dense[i] > pool.dense[best_per_lang[lang]]:
+                    best_per_lang[lang] = i
+                continue
+            remaining.append(i)
+        other = sorted(best_per_lang.values(), key=lambda i: -float(pool.dense[i]))
+        order = remaining
+
+    folded: dict[int, int] = {}
+    if options.dedup_threshold is not None:
+        order, folded = collapse(order, pool.vectors, options.dedup_threshold)
+
+    if options.mmr_lambda is not None and options.mmr_lambda < 1.0:
+        order = mmr(order, scores, pool.vectors, options.mmr_lambda, len(order))
+
+    if options.max_per_source is not None:
+        order = cap_per_source(order, pool.sources, options.max_per_source)
+
+    return RankedList(order[:k], scores, folded, other)
+
+
+def collapse(
+    order: list[int], vectors: np.ndarray, threshold: float
+) -> tuple[list[int], dict[int, int]]:
+    """Keep the best of each group of near-identical stories; count what was folded into it."""
+    kept: list[int] = []
+    folded: dict[int, int] = {}
+    for i in order:
+        if kept:
+            similarity = vectors[kept] @ vectors[i]
+            j = int(np.argmax(similarity))
+            if similarity[j] >= threshold:
+                folded[kept[j]] = folded.get(kept[j], 0) + 1
+                continue
+        kept.append(i)
+    return kept, folded
+
+
+def mmr(order: list[int], scores: np.ndarray, vectors: np.ndarray, lam: float, k: int) -> list[int]:
+    """Maximal marginal relevance: trade relevance against similarity to what is already listed."""
+    remaining = list(order)
+    selected: list[int] = []
+    max_similarity = np.zeros(len(scores))
+    while remaining and len(selected) < k:
+        values = [lam * scores[i] - (1.0 - lam) * max_similarity[i] for i in remaining]
+        best = remaining.pop(int(np.argmax(values)))
+        selected.append(best)
+        if remaining:
+            similarity = vectors[remaining] @ vectors[best]
+            for position, i in enumerate(remaining):
+                max_similarity[i] = max(max_similarity[i], float(similarity[position]))
+    return selected
+
+
+def cap_per_source(order: list[int], sources: list[str], cap: int) -> list[int]:
+    """At most ``cap`` stories per source (stories without a source are not capped)."""
+    counts: dict[str, int] = {}
+    kept = []
+    for i in order:
+        source = sources[i]
+        if source:
+            if counts.get(source, 0) >= cap:
+                continue
+            counts[source] = counts.get(source, 0) + 1
+        kept.append(i)
+    return kept
+
+
+def time_relation(published_ts: float, reference_ts: float | None) -> str:
+    """``follow_up`` (published after the query article), ``background`` (before), or ``""``."""
+    if reference_ts is None or math.isnan(reference_ts) or math.isnan(published_ts):
+        return ""
+    if published_ts > reference_ts:
+        return "follow_up"
+    if published_ts < reference_ts:
+        return "background"
+    return "same_time"

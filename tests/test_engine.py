@@ -1,0 +1,141 @@
+"""Engine.related and Engine.recommend on the sample corpus: filters, options, explanations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from recommender.config import IndexConfig
+from recommender.embedding import Embedder
+from recommender.engine import Engine
+from recommender.errors import InvalidInputError, NotFoundError
+from recommender.indexing import index_sources
+from recommender.ranking import Filters, RankingOptions
+
+SEED = "libya-security-memoranda"
+
+
+@pytest.fixture(scope="module")
+def engine(sample_index, model):
+    engine = Engine(sample_index, embedder=Embedder(model=model)).load()
+    yield engine
+    engine.close()
+
+
+def ids(response):
+    return [r.id for r in response.results]
+
+
+def test_default_list_puts_the_tripoli_visit_high_and_wuhan_far_below(engine):
+    response = engine.related(article_id=SEED, k=90)
+    ranked = ids(response)
+    assert SEED not in ranked
+    assert ranked.index("german-fm-tripoli-visit") < ranked.index("wuhan-life-returns")
+    # the same story in English and Turkish is reported as its own group
+    assert {r.id for r in response.other_languages} >= {"libya-memoranda-en"}
+    assert not {r.id for r in response.other_languages} & set(ranked)
+
+
+def test_language_filter_returns_only_that_language_and_still_k_results(engine):
+    response = engine.related(article_id=SEED, k=5, filters=Filters(langs=("zh",)))
+    assert len(response.results) == 5
+    assert {r.article.lang for r in response.results} == {"zh"}
+
+
+def test_section_source_and_date_filters(engine):
+    sport = engine.related(article_id=SEED, k=5, filters=Filters(sections=("sport",)))
+    assert {r.article.section for r in sport.results} == {"sport"}
+    wire = engine.related(article_id=SEED, k=5, filters=Filters(sources=("sample-wire",)))
+    assert {r.article.source for r in wire.results} == {"sample-wire"}
+    after = datetime(2021, 6, 1, tzinfo=UTC)
+    later = engine.related(article_id=SEED, k=5, filters=Filters(published_after=after))
+    assert later.results and all(r.article.published_at >= after for r in later.results)
+
+
+def test_excluded_ids_never_appear(engine):
+    top = ids(engine.related(article_id=SEED, k=3))
+    again = ids(engine.related(article_id=SEED, k=3, filters=Filters(exclude_ids=tuple(top))))
+    assert not set(top) & set(again) and len(again) == 3
+
+
+def test_recency_prefers_later_stories(engine):
+    plain = engine.related(article_id=SEED, k=5)
+    recent = engine.related(article_id=SEED, k=5, options=RankingOptions(recency_half_life_days=30))
+
+    def follow_ups(response):
+        return sum(r.relation == "follow_up" for r in response.results)
+
+    seed_date = engine.get_article(SEED).published_at
+    gaps = [abs((r.article.published_at - seed_date).days) for r in recent.results]
+    assert follow_ups(recent) >= follow_ups(plain)
+    assert max(gaps) < max(abs((r.article.published_at - seed_date).days) for r in plain.results)
+
+
+def test_each_result_explains_itself(engine):
+    response = engine.related(article_id=SEED, k=10)
+    arabic = [r for r in response.results if r.article.lang == "ar" and r.lexical_score > 0.1]
+    assert arabic and arabic[0].key_terms  # shared words behind the lexical score
+    assert all(r.relation in ("follow_up", "background", "same_time") for r in response.results)
+    record = response.results[0].to_dict()
+    assert {"id", "title", "url", "score", "lang", "published_at", "key_terms", "relation"} <= set(
+        record
+    )
+
+
+def test_text_query_and_cross_language_group(engine):
+    response = engine.related(
+        text="OPEC and Russia agree a record cut in oil production as demand collapses", k=5
+    )
+    assert ids(response)[0] == "opec-cut-en" or "opec-cut-en" in ids(response)[:3]
+    assert "opec-cut-ar" in [r.id for r in response.other_languages] + ids(response)
+
+
+def test_positive_and_negative_examples(engine):
+    response = engine.related(positive_ids=["opec-cut-en", "ruble-ru"], k=5)
+    assert "opec-cut-en" not in ids(response) and "ruble-ru" not in ids(response)
+    assert {r.article.section for r in response.results[:3]} == {"economy"}
+    moved = engine.related(positive_ids=["opec-cut-en"], negative_ids=["gulf-stocks-ar"], k=10)
+    assert "gulf-stocks-ar" not in ids(moved)
+
+
+def test_recommend_from_a_reading_history(engine):
+    history = ["cl-final-en", "bundesliga-de", "galatasaray-derby-tr"]
+    response = engine.recommend(history, k=5)
+    assert not set(history) & set(ids(response))
+    assert sum(r.article.section == "sport" for r in response.results) >= 4
+    only_fr = engine.recommend(history, k=3, filters=Filters(langs=("fr",)))
+    assert {r.article.lang for r in only_fr.results} == {"fr"}
+
+
+def test_errors_name_what_was_wrong(engine):
+    with pytest.raises(NotFoundError, match="unknown article id 'nope'"):
+        engine.related(article_id="nope")
+    with pytest.raises(InvalidInputError) as error:
+        engine.related(article_id=SEED, k=0)
+    assert error.value.field == "k"
+    with pytest.raises(InvalidInputError):
+        engine.related(article_id=SEED, text="both")
+
+
+def test_near_duplicate_stories_are_collapsed(tmp_path, model):
+    import json
+
+    wire = "Oil prices jumped on Monday after OPEC agreed to cut output by two million barrels"
+    records = [
+        {"id": "q", "title": "OPEC cuts oil production", "lang": "en", "source": "x"},
+        {"id": "dup-a", "title": wire, "lang": "en", "source": "a"},
+        {"id": "dup-b", "title": wire + ".", "lang": "en", "source": "b"},
+        {"id": "other", "title": "Bayern Munich win the Champions League", "lang": "en"},
+    ]
+    source = tmp_path / "a.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records))
+    index_sources(
+        IndexConfig(index_dir=tmp_path / "i", progress=False), [str(source)], Embedder(model=model)
+    )
+    engine = Engine(tmp_path / "i").load()
+    collapsed = engine.related(article_id="q", k=3)
+    assert ids(collapsed)[0] in ("dup-a", "dup-b") and collapsed.results[0].folded == 1
+    assert not {"dup-a", "dup-b"} <= set(ids(collapsed))
+    kept = engine.related(article_id="q", k=3, options=RankingOptions(dedup_threshold=None))
+    assert {"dup-a", "dup-b"} <= set(ids(kept))

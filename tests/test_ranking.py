@@ -1,0 +1,122 @@
+"""Ranking options on synthetic candidate pools: each changes the list as a user expects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from recommender.errors import InvalidInputError
+from recommender.ranking import (
+    CandidatePool,
+    Filters,
+    RankingOptions,
+    rank,
+    recency_factor,
+    time_relation,
+)
+
+DAY = 86_400.0
+
+
+def unit(rows):
+    x = np.asarray(rows, dtype=np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def pool(dense, vectors=None, lexical=None, ts=None, langs=None, sources=None):
+    n = len(dense)
+    return CandidatePool(
+        dense=np.asarray(dense, dtype=np.float64),
+        lexical=np.asarray(lexical if lexical is not None else [0.0] * n, dtype=np.float64),
+        vectors=unit(vectors) if vectors is not None else np.eye(n, dtype=np.float32),
+        published_ts=np.asarray(ts if ts is not None else [np.nan] * n, dtype=np.float64),
+        langs=langs or ["ar"] * n,
+        sources=sources or [""] * n,
+    )
+
+
+PLAIN = RankingOptions(dense_weight=1.0, dedup_threshold=None, other_languages=False)
+
+
+def test_hybrid_weight_moves_lexically_close_stories_up():
+    candidates = pool(dense=[0.6, 0.55], lexical=[0.0, 0.5])
+    assert rank(candidates, 2, PLAIN).main == [0, 1]
+    hybrid = RankingOptions(dense_weight=0.6, dedup_threshold=None, other_languages=False)
+    assert rank(candidates, 2, hybrid).main == [1, 0]
+
+
+def test_collapse_folds_near_identical_stories_into_one():
+    vectors = [[1, 0, 0], [0.99, 0.05, 0], [0, 1, 0]]
+    options = RankingOptions(dense_weight=1.0, dedup_threshold=0.95, other_languages=False)
+    ranked = rank(pool([0.9, 0.89, 0.5], vectors), 3, options)
+    assert ranked.main == [0, 2] and ranked.folded == {0: 1}
+
+
+def test_recency_prefers_recent_follow_ups_over_old_background():
+    now = 1_600_000_000.0
+    candidates = pool(dense=[0.60, 0.55], ts=[now - 200 * DAY, now + 5 * DAY])
+    assert rank(candidates, 2, PLAIN, reference_ts=now).main == [0, 1]
+    recent = RankingOptions(
+        dense_weight=1.0, dedup_threshold=None, other_languages=False, recency_half_life_days=30
+    )
+    assert rank(candidates, 2, recent, reference_ts=now).main == [1, 0]
+
+
+def test_follow_ups_age_at_half_the_rate_of_background():
+    now = 0.0
+    factors = recency_factor(np.array([-30 * DAY, 30 * DAY, np.nan]), now, 30.0)
+    np.testing.assert_allclose(factors, [0.5, 0.5**0.5, 1.0])
+    assert time_relation(10.0, 0.0) == "follow_up" and time_relation(-10.0, 0.0) == "background"
+    assert time_relation(10.0, None) == ""
+
+
+def test_same_story_in_other_languages_is_its_own_group():
+    candidates = pool(dense=[0.8, 0.7, 0.4, 0.75], langs=["en", "ar", "en", "tr"])
+    ranked = rank(candidates, 5, RankingOptions(dense_weight=1.0), query_lang="ar")
+    assert ranked.other_languages == [0, 3]  # best first, one per language
+    assert ranked.main == [1, 2]  # an unrelated English story stays in the main list
+
+
+def test_mmr_diversifies_a_list_of_near_copies():
+    vectors = [[1, 0.0], [1, 0.05], [1, 0.1], [0, 1]]
+    candidates = pool([0.9, 0.89, 0.88, 0.6], vectors)
+    assert rank(candidates, 2, PLAIN).main == [0, 1]
+    diverse = RankingOptions(
+        dense_weight=1.0, dedup_threshold=None, other_languages=False, mmr_lambda=0.5
+    )
+    assert rank(candidates, 2, diverse).main == [0, 3]
+
+
+def test_per_source_cap():
+    candidates = pool([0.9, 0.8, 0.7, 0.6], sources=["a", "a", "a", "b"])
+    capped = RankingOptions(
+        dense_weight=1.0, dedup_threshold=None, other_languages=False, max_per_source=2
+    )
+    assert rank(candidates, 4, capped).main == [0, 1, 3]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"dense_weight": 1.5}, "options.dense_weight"),
+        ({"mmr_lambda": -0.1}, "options.mmr_lambda"),
+        ({"recency_half_life_days": 0}, "options.recency_half_life_days"),
+        ({"max_per_source": 0}, "options.max_per_source"),
+    ],
+)
+def test_bad_options_name_the_field(kwargs, field):
+    with pytest.raises(InvalidInputError) as error:
+        RankingOptions(**kwargs)
+    assert error.value.field == field
+
+
+def test_filter_dates_need_an_offset_and_an_order():
+    with pytest.raises(InvalidInputError, match="offset"):
+        Filters(published_after=datetime(2020, 1, 1))
+    with pytest.raises(InvalidInputError, match="later than"):
+        Filters(
+            published_after=datetime(2021, 1, 1, tzinfo=UTC),
+            published_before=datetime(2020, 1, 1, tzinfo=UTC),
+        )
