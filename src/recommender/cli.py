@@ -135,9 +135,49 @@ def _filters_from_args(args: argparse.Namespace) -> Any:
     )
 
 
+def _cmd_related_remote(args: argparse.Namespace) -> int:
+    from recommender.client import RecommenderClient, item_to_dict
+    from recommender.v1 import recommender_pb2 as pb
+
+    filters = pb.Filters(
+        langs=args.lang,
+        sections=args.section,
+        sources=args.source,
+        published_after=args.after or "",
+        published_before=args.before or "",
+        exclude_ids=args.exclude,
+    )
+    token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else None
+    with RecommenderClient(args.server, token=token) as client:
+        response = client.related(
+            article_id=args.id,
+            text=args.text,
+            positive_ids=args.positive or (),
+            negative_ids=args.negative or (),
+            k=args.k,
+            filters=filters,
+        )
+    payload = {
+        "results": [item_to_dict(r) for r in response.results],
+        "other_languages": [item_to_dict(r) for r in response.other_languages],
+    }
+    if args.json:
+        print(json.dumps(payload, ensure_ascii=False))
+    else:
+        for rank, item in enumerate(payload["results"], start=1):
+            print(
+                f"{rank:>3}. {item['score']:.3f}  {item['id']}  [{item['lang']}]  {item['title']}"
+            )
+    return 0
+
+
 def _cmd_related(args: argparse.Namespace) -> int:
     from recommender.engine import Engine
 
+    if args.server:
+        return _cmd_related_remote(args)
+    if not args.index_dir:
+        raise InvalidInputError("give --index-dir or --server", field="index_dir")
     engine = Engine(args.index_dir).load()
     try:
         results = engine.related(
@@ -217,6 +257,29 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from recommender.service.server import ServerConfig, serve
+
+    token = None
+    if args.auth_token_file:
+        token = Path(args.auth_token_file).read_text(encoding="utf-8").strip()
+        if not token:
+            raise InvalidInputError(f"{args.auth_token_file} is empty", field="auth_token_file")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise InvalidInputError("give both --tls-cert and --tls-key", field="tls_cert")
+    config = ServerConfig(
+        index_dir=Path(args.index_dir),
+        address=args.address,
+        metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+        auth_token=token,
+        auth_reads=args.auth_reads,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        workers=args.workers,
+    )
+    return serve(config)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``recommender`` command."""
     parser = argparse.ArgumentParser(
@@ -267,7 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="related stories for an article id or raw text",
         description="Print the stories most related to an indexed article or to raw text.",
     )
-    related.add_argument("--index-dir", required=True, help="index directory")
+    related.add_argument("--index-dir", help="index directory (or --server)")
+    related.add_argument("--server", metavar="HOST:PORT", help="ask a running gRPC service")
+    related.add_argument("--token-file", help="bearer token for --server with --auth-reads")
     query = related.add_mutually_exclusive_group(required=True)
     query.add_argument("--id", help="id of an indexed article")
     query.add_argument("--text", help="raw text (an article not indexed)")
@@ -312,6 +377,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_ranking_args(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve an index over gRPC (recommender.v1.Recommender)",
+        description=(
+            "Serve related stories over gRPC with health checking, reflection, Prometheus "
+            "metrics, real-time Upsert/Delete and hot reload of new snapshots."
+        ),
+    )
+    serve.add_argument("--index-dir", required=True, help="index directory")
+    serve.add_argument("--address", default="127.0.0.1:50051", help="HOST:PORT to listen on")
+    serve.add_argument("--metrics-port", type=int, default=9464, help="-1 to disable")
+    serve.add_argument("--auth-token-file", help="require this bearer token for writes")
+    serve.add_argument("--auth-reads", action="store_true", help="require the token for reads")
+    serve.add_argument("--tls-cert", help="PEM certificate chain")
+    serve.add_argument("--tls-key", help="PEM private key")
+    serve.add_argument("--workers", type=int, default=16, help="request threads")
+    serve.set_defaults(handler=_cmd_serve)
 
     inspect = commands.add_parser(
         "inspect",

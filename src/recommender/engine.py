@@ -13,6 +13,8 @@ without torch in memory.
 
 from __future__ import annotations
 
+import copy
+import logging
 import threading
 import time
 from collections import Counter
@@ -25,7 +27,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.articles import Article, detect_lang
-from recommender.embedding import Embedder
+from recommender.embedding import Embedder, EmbeddingCache
+from recommender.embedding.cache import text_hash
 from recommender.errors import InvalidInputError, ModelError, NotFoundError, NotReadyError
 from recommender.lexical import LexicalModel
 from recommender.ranking import (
@@ -36,13 +39,21 @@ from recommender.ranking import (
     rank,
     time_relation,
 )
-from recommender.snapshot import Snapshot, load_snapshot
-from recommender.store import int_id
+from recommender.snapshot import (
+    CACHE_FILE,
+    Snapshot,
+    current_name,
+    load_snapshot,
+    working_store,
+)
+from recommender.store import ArticleStore, UpsertOutcome, int_id
 from recommender.text import TextRecipe
 
 MAX_K = 100
 MAX_TEXT_CHARS = 100_000
 MAX_EXAMPLES = 100
+MAX_UPSERT = 1000
+_log = logging.getLogger("recommender.engine")
 # Rocchio weight of negative examples, and how fast a reader's older reads fade (in reads).
 NEGATIVE_WEIGHT = 0.5
 HISTORY_HALF_LIFE = 5.0
@@ -113,13 +124,16 @@ class _Query:
 
 
 class _Corpus:
-    """Per-article facts aligned by row, for filtering and lexical scoring."""
+    """Per-article facts aligned by row, for filtering and lexical scoring.
+
+    Rows of the snapshot come first; rows added in real time follow. A changed or deleted
+    article's old row is marked dead. Changes build a new object (copy on write), so a
+    request keeps a consistent view while writes go on.
+    """
 
     def __init__(self, snapshot: Snapshot) -> None:
         facets = {row[0]: row for row in snapshot.store.facets()}
-        labels = snapshot.index.ids()
-        self.int_ids = np.asarray(labels, dtype=np.int64)
-        self.row_of = {int(i): row for row, i in enumerate(self.int_ids)}
+        self.int_ids = np.asarray(snapshot.index.ids(), dtype=np.int64)
         rows = [facets[int(i)] for i in self.int_ids]
         self.ids = [r[1] for r in rows]
         self.langs = np.array([r[2] for r in rows], dtype=object)
@@ -128,10 +142,64 @@ class _Corpus:
         self.published_ts = np.array(
             [np.nan if r[5] is None else r[5] for r in rows], dtype=np.float64
         )
-        self.lexical = snapshot.lexical_matrix
+        self.alive = np.ones(len(rows), dtype=bool)
+        self.n_main = len(rows)
+        self.lexical_main: sp.csr_matrix = snapshot.lexical_matrix
+        self.lexical_delta: sp.csr_matrix = sp.csr_matrix((0, self.lexical_main.shape[1]))
+        self.row_of = {int(i): row for row, i in enumerate(self.int_ids)}
+
+    def lexical_scores(self, rows: list[int], query: sp.csr_matrix) -> np.ndarray:
+        """Lexical cosine of the query with each row."""
+        out = np.zeros(len(rows), dtype=np.float64)
+        main = [(i, r) for i, r in enumerate(rows) if r < self.n_main]
+        delta = [(i, r - self.n_main) for i, r in enumerate(rows) if r >= self.n_main]
+        for part, matrix in ((main, self.lexical_main), (delta, self.lexical_delta)):
+            if part:
+                positions, selected = zip(*part, strict=True)
+                scores = (matrix[list(selected)] @ query.T).toarray().ravel()
+                out[list(positions)] = scores
+        return out
+
+    def lexical_row(self, row: int) -> sp.csr_matrix:
+        """The lexical vector of one row."""
+        if row < self.n_main:
+            return self.lexical_main[row]
+        return self.lexical_delta[row - self.n_main]
+
+    def with_changes(
+        self,
+        added: list[tuple[int, Article, sp.csr_matrix]],
+        removed: list[int],
+    ) -> _Corpus:
+        """A copy with articles added (replacing any row of the same id) and ids removed."""
+        new = copy.copy(self)
+        new.row_of = dict(self.row_of)
+        new.alive = self.alive.copy()
+        for key in [*removed, *(a[0] for a in added)]:
+            row = new.row_of.pop(key, None)
+            if row is not None:
+                new.alive[row] = False
+        if added:
+            start = len(new.int_ids)
+            new.int_ids = np.concatenate([self.int_ids, [a[0] for a in added]])
+            new.ids = [*self.ids, *(a[1].id for a in added)]
+            new.langs = np.concatenate([self.langs, np.array([a[1].lang for a in added], object)])
+            new.sources = np.concatenate(
+                [self.sources, np.array([a[1].source for a in added], object)]
+            )
+            new.sections = np.concatenate(
+                [self.sections, np.array([a[1].section for a in added], object)]
+            )
+            stamps = [a[1].published_at.timestamp() if a[1].published_at else np.nan for a in added]
+            new.published_ts = np.concatenate([self.published_ts, stamps])
+            new.alive = np.concatenate([new.alive, np.ones(len(added), dtype=bool)])
+            new.lexical_delta = sp.vstack([self.lexical_delta, *(a[2] for a in added)]).tocsr()
+            for offset, (key, _, _) in enumerate(added):
+                new.row_of[key] = start + offset
+        return new
 
     def mask(self, filters: Filters) -> np.ndarray:
-        mask = np.ones(len(self.int_ids), dtype=bool)
+        mask = self.alive.copy()
         if filters.langs:
             mask &= np.isin(self.langs, list(filters.langs))
         if filters.sections:
@@ -146,27 +214,107 @@ class _Corpus:
 
 
 class Engine:
-    """Related stories and reader recommendations over one index directory's snapshot."""
+    """Related stories and reader recommendations over one index directory's snapshot.
 
-    def __init__(self, index_dir: str | Path, *, embedder: Embedder | None = None) -> None:
+    With ``writable=True`` the engine also takes real-time changes (``upsert``, ``delete``):
+    they are written to the working store durably, then applied to the loaded snapshot in
+    memory. A newly published snapshot is picked up by ``reload`` (or the watcher thread),
+    replaying the working store's changes that the snapshot does not contain yet.
+    """
+
+    def __init__(
+        self, index_dir: str | Path, *, embedder: Embedder | None = None, writable: bool = False
+    ) -> None:
         self.index_dir = Path(index_dir)
+        self.writable = writable
         self._embedder = embedder
         self._snapshot: Snapshot | None = None
         self._corpus: _Corpus | None = None
+        self._overlay: dict[int, Article] = {}  # articles changed since the snapshot
         self._lock = threading.RLock()
+        self._write_lock = threading.Lock()  # one writer at a time; reload replays under it
+        self._store: ArticleStore | None = None
+        self._cache: EmbeddingCache | None = None
+        self._watcher: threading.Thread | None = None
+        self._stop_watching = threading.Event()
+        if writable:
+            self._store = working_store(self.index_dir)
+            self._cache = EmbeddingCache(self.index_dir / CACHE_FILE)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def load(self) -> Engine:
-        """Load (or reload) the serving snapshot, verifying its checksums."""
+        """Load (or reload) the serving snapshot, verifying its checksums.
+
+        A writable engine then replays the working store's changes newer than the snapshot.
+        """
         snapshot = load_snapshot(self.index_dir)
         corpus = _Corpus(snapshot)
-        with self._lock:
-            previous = self._snapshot
-            self._snapshot, self._corpus = snapshot, corpus
+        with self._write_lock:
+            overlay: dict[int, Article] = {}
+            if self._store is not None:
+                corpus = self._replay(snapshot, corpus, overlay)
+            with self._lock:
+                previous = self._snapshot
+                self._snapshot, self._corpus, self._overlay = snapshot, corpus, overlay
         if previous is not None:
-            previous.close()
+            # requests may still hold the old snapshot: close it once they are surely done
+            timer = threading.Timer(30.0, previous.close)
+            timer.daemon = True
+            timer.start()
+        _log.info("loaded snapshot %s (%d articles)", snapshot.manifest.name, len(snapshot.index))
         return self
+
+    def _replay(self, snapshot: Snapshot, corpus: _Corpus, overlay: dict[int, Article]) -> _Corpus:
+        assert self._store is not None
+        upserted, deleted = self._store.changes_since(snapshot.manifest.store_seq)
+        if deleted:
+            snapshot.index.remove(deleted)
+            corpus = corpus.with_changes([], deleted)
+        if upserted:
+            stored = self._store.get_many(upserted)
+            keys, vectors = self._store.vectors(snapshot.manifest.model, list(stored))
+            recipe = TextRecipe(**snapshot.manifest.text_recipe)
+            articles = [stored[int(key)].article for key in keys]
+            lexical = snapshot.lexical.transform(
+                [recipe.text(a.title, a.lead, a.body) for a in articles]
+            )
+            snapshot.index.add(keys, vectors)
+            added = [
+                (int(key), a, lexical[i])
+                for i, (key, a) in enumerate(zip(keys, articles, strict=True))
+            ]
+            corpus = corpus.with_changes(added, [])
+            overlay.update({key: a for key, a, _ in added})
+        if upserted or deleted:
+            _log.info("replayed %d upserts, %d deletes", len(upserted), len(deleted))
+        return corpus
+
+    def reload_if_changed(self) -> bool:
+        """Load the published snapshot if it is not the one serving; True when it was."""
+        name = current_name(self.index_dir)
+        if name is None or (self._snapshot and self._snapshot.manifest.name == name):
+            return False
+        self.load()
+        return True
+
+    def start_watching(self, interval: float = 2.0) -> None:
+        """Pick up newly published snapshots in a background thread."""
+
+        def watch() -> None:
+            while not self._stop_watching.wait(interval):
+                try:
+                    self.reload_if_changed()
+                except Exception:  # keep serving the loaded snapshot
+                    _log.exception("could not load the new snapshot; still serving the old one")
+
+        self._watcher = threading.Thread(target=watch, name="snapshot-watcher", daemon=True)
+        self._watcher.start()
+
+    @property
+    def ready(self) -> bool:
+        """True once a snapshot is loaded."""
+        return self._snapshot is not None
 
     @property
     def snapshot(self) -> Snapshot:
@@ -194,7 +342,7 @@ class Engine:
         with self._lock:
             manifest = self.snapshot.manifest
             if self._embedder is None:
-                self._embedder = Embedder(manifest.model_name)
+                self._embedder = Embedder(manifest.model_name, cache=self._cache)
             if self._embedder.identity != manifest.model:
                 raise ModelError(
                     f"the index was built with {manifest.model}, the loaded model is "
@@ -203,21 +351,38 @@ class Engine:
             return self._embedder
 
     def close(self) -> None:
-        """Release the snapshot."""
+        """Stop watching and release the snapshot and stores."""
+        self._stop_watching.set()
         with self._lock:
             if self._snapshot is not None:
                 self._snapshot.close()
                 self._snapshot = None
                 self._corpus = None
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+            if self._cache is not None:
+                self._cache.close()
+                self._cache = None
 
     # -- lookups ---------------------------------------------------------------------------
 
+    def _articles(self, keys: Sequence[int]) -> dict[int, Article]:
+        """Articles by FAISS id: real-time changes first, then the snapshot's store."""
+        corpus, overlay = self.corpus, self._overlay
+        found = {k: overlay[k] for k in keys if k in overlay}
+        rest = [k for k in keys if k not in found and k in corpus.row_of]
+        for key, stored in self.snapshot.store.get_many(rest).items():
+            found[key] = stored.article
+        return found
+
     def get_article(self, article_id: str) -> Article:
         """The stored article; NotFoundError when unknown."""
-        stored = self.snapshot.store.get(article_id)
-        if stored is None:
+        key = int_id(article_id)
+        article = self._articles([key]).get(key)
+        if article is None:
             raise NotFoundError(f"unknown article id {article_id!r}")
-        return stored.article
+        return article
 
     def article_vector(self, article_id: str) -> np.ndarray:
         """The indexed vector of an article; NotFoundError when unknown."""
@@ -244,6 +409,67 @@ class Engine:
         if not prepared:
             raise InvalidInputError("holds nothing once HTML is removed", field="text")
         return prepared
+
+    # -- real-time changes -----------------------------------------------------------------
+
+    def upsert(self, articles: Sequence[Article]) -> UpsertOutcome:
+        """Add or replace articles: durable in the working store, searchable on return."""
+        store = self._writable_store()
+        if not articles:
+            return UpsertOutcome([], [], [])
+        if len(articles) > MAX_UPSERT:
+            raise InvalidInputError(f"at most {MAX_UPSERT} articles per call", field="articles")
+        seen: set[str] = set()
+        texts = []
+        for position, article in enumerate(articles):
+            if article.id in seen:
+                raise InvalidInputError(
+                    f"id {article.id!r} appears twice", field=f"articles[{position}].id"
+                )
+            seen.add(article.id)
+            text = self.recipe.text(article.title, article.lead, article.body)
+            if not text:
+                raise InvalidInputError(
+                    "title, lead and body hold no text", field=f"articles[{position}].body"
+                )
+            texts.append(text)
+        embedder = self.embedder
+        vectors = embedder.embed(texts)
+        with self._write_lock:
+            snapshot = self.snapshot
+            outcome = store.upsert(
+                articles, embedder.identity, vectors, [text_hash(t) for t in texts]
+            )
+            keys = np.array([int_id(a.id) for a in articles], dtype=np.int64)
+            lexical = snapshot.lexical.transform(texts)
+            snapshot.index.add(keys, vectors)
+            added = [
+                (int(key), a, lexical[i])
+                for i, (key, a) in enumerate(zip(keys, articles, strict=True))
+            ]
+            with self._lock:
+                self._corpus = self.corpus.with_changes(added, [])
+                overlay = dict(self._overlay)
+                overlay.update({key: a for key, a, _ in added})
+                self._overlay = overlay
+        return outcome
+
+    def delete(self, article_ids: Sequence[str]) -> list[str]:
+        """Remove articles everywhere; returns the ids that existed."""
+        store = self._writable_store()
+        with self._write_lock:
+            removed = store.delete(article_ids)
+            live = [int_id(i) for i in article_ids if int_id(i) in self.corpus.row_of]
+            self.snapshot.index.remove(live)
+            with self._lock:
+                self._corpus = self.corpus.with_changes([], live)
+                self._overlay = {k: v for k, v in self._overlay.items() if k not in set(live)}
+        return removed
+
+    def _writable_store(self) -> ArticleStore:
+        if self._store is None:
+            raise InvalidInputError("this engine is read-only", field="index_dir")
+        return self._store
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -328,13 +554,13 @@ class Engine:
             negative_vectors = self.snapshot.index.vectors([int_id(i) for i in negative])
             vector = vector - NEGATIVE_WEIGHT * negative_vectors.mean(axis=0)
         vector = _unit(vector)
-        lexical = sp.csr_matrix(sp.diags(weights) @ corpus.lexical[rows]).sum(axis=0)
+        stacked = sp.vstack([corpus.lexical_row(r) for r in rows])
+        lexical = sp.csr_matrix(sp.diags(weights) @ stacked).sum(axis=0)
         lexical_row = sp.csr_matrix(lexical / max(float(np.linalg.norm(lexical)), 1e-12))
         langs = Counter(corpus.langs[r] for r in rows)
         stamps = corpus.published_ts[rows]
         reference = float(np.nanmax(stamps)) if not np.isnan(stamps).all() else None
-        stored = self.snapshot.store.get_many(keys[-1:])
-        last = stored[keys[-1]].article if keys[-1] in stored else None
+        last = self._articles(keys[-1:]).get(keys[-1])
         text = self.recipe.text(last.title, last.lead, last.body) if last else ""
         return _Query(
             vector=vector,
@@ -376,12 +602,12 @@ class Engine:
             (int(i), float(s))
             for i, s in zip(found.ids[0], found.scores[0], strict=True)
             if int(i) >= 0 and int(i) not in exclude and int(i) in corpus.row_of
-        ][:fetch]
+        ][:fetch]  # an id the corpus does not know yet is a write in flight: skip it
         if not pairs:
             return RelatedResponse([])
         keys = [p[0] for p in pairs]
         rows = [corpus.row_of[key] for key in keys]
-        lexical: np.ndarray = np.asarray((corpus.lexical[rows] @ query.lexical.T).todense()).ravel()
+        lexical = corpus.lexical_scores(rows, query.lexical)
         pool = CandidatePool(
             dense=np.array([p[1] for p in pairs]),
             lexical=lexical,
@@ -397,14 +623,13 @@ class Engine:
         self, query: _Query, keys: list[int], pool: CandidatePool, ranked: RankedList
     ) -> RelatedResponse:
         wanted = [keys[i] for i in [*ranked.main, *ranked.other_languages]]
-        articles = self.snapshot.store.get_many(wanted)
+        articles = self._articles(wanted)
         lexical_model: LexicalModel = self.snapshot.lexical
 
         def item(position: int) -> RelatedItem | None:
-            stored = articles.get(keys[position])
-            if stored is None:
+            a = articles.get(keys[position])
+            if a is None:
                 return None
-            a = stored.article
             candidate_text = self.recipe.text(a.title, a.lead, a.body)
             return RelatedItem(
                 id=a.id,
@@ -422,16 +647,19 @@ class Engine:
         return RelatedResponse(results, other)
 
     def stats(self) -> dict[str, Any]:
-        """Manifest and counts by language, source and section."""
-        snapshot = self.snapshot
-        store = snapshot.store
+        """Manifest and live counts by language, source and section."""
+        snapshot, corpus = self.snapshot, self.corpus
+
+        def counts(values: np.ndarray) -> dict[str, int]:
+            return dict(Counter(str(v) for v in values[corpus.alive]).most_common())
+
         return {
             "snapshot": snapshot.manifest.to_dict(),
-            "articles": len(store),
+            "articles": int(corpus.alive.sum()),
             "index_size": len(snapshot.index),
-            "by_lang": store.facet_counts("lang"),
-            "by_source": store.facet_counts("source"),
-            "by_section": store.facet_counts("section"),
+            "by_lang": counts(corpus.langs),
+            "by_source": counts(corpus.sources),
+            "by_section": counts(corpus.sections),
         }
 
 

@@ -120,26 +120,21 @@ def eval_pairs(
 # -- clusters ---------------------------------------------------------------------------------
 
 
-def neighbour_lists(
-    corpus: EvalCorpus,
-    k: int,
-    options: RankingOptions,
-    *,
-    langs: Sequence[str] | None = None,
-    sources: Sequence[str] | None = None,
-    published_ts: np.ndarray | None = None,
-) -> list[list[int]]:
-    """The top-k list of every document used as the query (itself excluded).
+@dataclass
+class QueryPool:
+    """The candidates of one query: positions, dense and lexical cosine."""
 
-    Candidates are the union of the dense and the lexical nearest neighbours; they are
-    ordered by ``recommender.ranking.rank`` with ``options``, as ``Engine.related`` does.
-    """
+    candidates: np.ndarray
+    dense: np.ndarray
+    lexical: np.ndarray
+
+
+def candidate_pools(corpus: EvalCorpus, fetch: int = 100) -> list[QueryPool]:
+    """For every document as the query: the union of its ``fetch`` dense and lexical
+    nearest neighbours (itself excluded), as ``Engine.related`` fetches candidates."""
     n = len(corpus.texts)
-    langs = list(langs) if langs is not None else [""] * n
-    sources = list(sources) if sources is not None else [""] * n
-    stamps = published_ts if published_ts is not None else np.full(n, np.nan)
-    fetch = options.candidates
-    lists: list[list[int]] = []
+    fetch = min(fetch, n - 1)
+    pools: list[QueryPool] = []
     lexical_t = corpus.lexical.T.tocsr()
     for start in range(0, n, _BLOCK):
         stop = min(n, start + _BLOCK)
@@ -148,23 +143,46 @@ def neighbour_lists(
         for row in range(stop - start):
             query = start + row
             dense[row, query] = lexical[row, query] = -np.inf
-            parts = []
-            if options.dense_weight > 0:
-                parts.append(np.argpartition(-dense[row], fetch)[:fetch])
-            if options.dense_weight < 1:
-                parts.append(np.argpartition(-lexical[row], fetch)[:fetch])
-            candidates = np.unique(np.concatenate(parts))
-            pool = CandidatePool(
-                dense=dense[row, candidates],
-                lexical=lexical[row, candidates],
-                vectors=corpus.vectors[candidates],
-                published_ts=stamps[candidates],
-                langs=[langs[c] for c in candidates],
-                sources=[sources[c] for c in candidates],
+            candidates = np.union1d(
+                np.argpartition(-dense[row], fetch)[:fetch],
+                np.argpartition(-lexical[row], fetch)[:fetch],
             )
-            reference = None if math.isnan(stamps[query]) else float(stamps[query])
-            ranked = rank(pool, k, options, query_lang=langs[query], reference_ts=reference)
-            lists.append([int(candidates[i]) for i in ranked.main])
+            pools.append(QueryPool(candidates, dense[row, candidates], lexical[row, candidates]))
+    return pools
+
+
+def neighbour_lists(
+    corpus: EvalCorpus,
+    k: int,
+    options: RankingOptions,
+    *,
+    langs: Sequence[str] | None = None,
+    sources: Sequence[str] | None = None,
+    published_ts: np.ndarray | None = None,
+    pools: list[QueryPool] | None = None,
+) -> list[list[int]]:
+    """The top-k list of every document used as the query (itself excluded), ordered by
+    ``recommender.ranking.rank`` with ``options`` as ``Engine.related`` does."""
+    n = len(corpus.texts)
+    langs = list(langs) if langs is not None else [""] * n
+    sources = list(sources) if sources is not None else [""] * n
+    stamps = published_ts if published_ts is not None else np.full(n, np.nan)
+    if pools is None:
+        pools = candidate_pools(corpus, options.candidates)
+    lists: list[list[int]] = []
+    for query, qp in enumerate(pools):
+        candidates = qp.candidates
+        pool = CandidatePool(
+            dense=qp.dense,
+            lexical=qp.lexical,
+            vectors=corpus.vectors[candidates],
+            published_ts=stamps[candidates],
+            langs=[langs[c] for c in candidates],
+            sources=[sources[c] for c in candidates],
+        )
+        reference = None if math.isnan(stamps[query]) else float(stamps[query])
+        ranked = rank(pool, k, options, query_lang=langs[query], reference_ts=reference)
+        lists.append([int(candidates[i]) for i in ranked.main])
     return lists
 
 

@@ -1,0 +1,117 @@
+"""A small Python client for the gRPC service."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import grpc
+
+from recommender.v1 import recommender_pb2 as pb
+from recommender.v1 import recommender_pb2_grpc as pb_grpc
+
+_RELATION_NAMES = {
+    pb.FOLLOW_UP: "follow_up",
+    pb.BACKGROUND: "background",
+    pb.SAME_TIME: "same_time",
+    pb.RELATION_UNSPECIFIED: "",
+}
+
+
+def item_to_dict(item: pb.RelatedItem) -> dict[str, Any]:
+    """A result as the CLI's JSON prints it."""
+    return {
+        "id": item.id,
+        "title": item.title,
+        "score": round(item.score, 6),
+        "url": item.url,
+        "lang": item.lang,
+        "published_at": item.published_at or None,
+        "source": item.source,
+        "section": item.section,
+        "dense_score": round(item.dense_score, 6),
+        "lexical_score": round(item.lexical_score, 6),
+        "key_terms": list(item.key_terms),
+        "relation": _RELATION_NAMES.get(item.relation, ""),
+        "folded": item.folded,
+    }
+
+
+class RecommenderClient:
+    """Calls ``recommender.v1.Recommender``; ``token`` is sent as a bearer token."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        token: str | None = None,
+        root_certificates: bytes | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        if root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self.channel = grpc.secure_channel(address, credentials)
+        else:
+            self.channel = grpc.insecure_channel(address)
+        self.stub = pb_grpc.RecommenderStub(self.channel)  # type: ignore[no-untyped-call]
+        self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+
+    def _call(self, method: str, request: Any) -> Any:
+        return getattr(self.stub, method)(request, timeout=self.timeout, metadata=self.metadata)
+
+    def related(
+        self,
+        *,
+        article_id: str | None = None,
+        text: str | None = None,
+        positive_ids: Sequence[str] = (),
+        negative_ids: Sequence[str] = (),
+        k: int = 10,
+        filters: pb.Filters | None = None,
+        options: pb.RankingOptions | None = None,
+    ) -> pb.RelatedResponse:
+        """Related stories by article id, raw text or examples."""
+        request = pb.RelatedRequest(k=k, filters=filters, options=options)
+        if article_id is not None:
+            request.article_id = article_id
+        elif text is not None:
+            request.text = text
+        else:
+            request.examples.positive_ids.extend(positive_ids)
+            request.examples.negative_ids.extend(negative_ids)
+        return cast(pb.RelatedResponse, self._call("Related", request))
+
+    def recommend(
+        self, history_ids: Sequence[str], k: int = 10, filters: pb.Filters | None = None
+    ) -> pb.RelatedResponse:
+        """Recommendations from a reading history (oldest first)."""
+        request = pb.RecommendRequest(history_ids=history_ids, k=k, filters=filters)
+        return cast(pb.RelatedResponse, self._call("Recommend", request))
+
+    def get_article(self, article_id: str) -> pb.Article:
+        """One stored article."""
+        return cast(pb.Article, self._call("GetArticle", pb.GetArticleRequest(id=article_id)))
+
+    def upsert(self, articles: Sequence[pb.Article | dict[str, Any]]) -> pb.UpsertResponse:
+        """Add or replace articles (dicts in the article schema or ``pb.Article``)."""
+        messages = [a if isinstance(a, pb.Article) else pb.Article(**a) for a in articles]
+        return cast(pb.UpsertResponse, self._call("Upsert", pb.UpsertRequest(articles=messages)))
+
+    def delete(self, ids: Sequence[str]) -> pb.DeleteResponse:
+        """Remove articles."""
+        return cast(pb.DeleteResponse, self._call("Delete", pb.DeleteRequest(ids=ids)))
+
+    def stats(self) -> pb.StatsResponse:
+        """The serving snapshot and counts."""
+        return cast(pb.StatsResponse, self._call("Stats", pb.StatsRequest()))
+
+    def close(self) -> None:
+        """Close the channel."""
+        self.channel.close()
+
+    def __enter__(self) -> RecommenderClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

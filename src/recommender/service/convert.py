@@ -1,0 +1,141 @@
+"""All conversion between protobuf messages and the engine's domain objects lives here."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from recommender.articles import Article, article_from_record, parse_datetime
+from recommender.engine import RelatedItem, RelatedResponse
+from recommender.errors import InvalidInputError
+from recommender.ranking import Filters, RankingOptions
+from recommender.v1 import recommender_pb2 as pb
+
+_RELATIONS = {
+    "follow_up": pb.FOLLOW_UP,
+    "background": pb.BACKGROUND,
+    "same_time": pb.SAME_TIME,
+    "": pb.RELATION_UNSPECIFIED,
+}
+
+
+def filters_from_pb(message: pb.Filters) -> Filters:
+    """Domain filters from the request message (dates parsed, naming the field if bad)."""
+
+    def when(value: str, name: str) -> Any:
+        if not value:
+            return None
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"{value!r} is not an ISO 8601 date", field=f"filters.{name}"
+            ) from None
+        return parsed
+
+    return Filters(
+        langs=tuple(message.langs),
+        sections=tuple(message.sections),
+        sources=tuple(message.sources),
+        published_after=when(message.published_after, "published_after"),
+        published_before=when(message.published_before, "published_before"),
+        exclude_ids=tuple(message.exclude_ids),
+    )
+
+
+def options_from_pb(message: pb.RankingOptions) -> RankingOptions:
+    """Domain options: unset fields keep the measured defaults."""
+    values: dict[str, Any] = {}
+    if message.HasField("dense_weight"):
+        values["dense_weight"] = message.dense_weight
+    if message.HasField("recency_half_life_days"):
+        values["recency_half_life_days"] = message.recency_half_life_days
+    if message.HasField("no_dedup") and message.no_dedup:
+        values["dedup_threshold"] = None
+    elif message.HasField("dedup_threshold"):
+        values["dedup_threshold"] = message.dedup_threshold
+    if message.HasField("mmr_lambda"):
+        values["mmr_lambda"] = message.mmr_lambda
+    if message.HasField("max_per_source"):
+        values["max_per_source"] = message.max_per_source
+    if message.HasField("no_other_languages") and message.no_other_languages:
+        values["other_languages"] = False
+    return RankingOptions(**values)
+
+
+def item_to_pb(item: RelatedItem) -> pb.RelatedItem:
+    """One result."""
+    a = item.article
+    return pb.RelatedItem(
+        id=item.id,
+        title=a.title,
+        url=a.url,
+        score=item.score,
+        lang=a.lang,
+        published_at=a.published_at.isoformat() if a.published_at else "",
+        source=a.source,
+        section=a.section,
+        dense_score=item.dense_score,
+        lexical_score=item.lexical_score,
+        key_terms=list(item.key_terms),
+        relation=_RELATIONS.get(item.relation, pb.RELATION_UNSPECIFIED),
+        folded=item.folded,
+    )
+
+
+def response_to_pb(response: RelatedResponse, snapshot: str) -> pb.RelatedResponse:
+    """The whole response."""
+    return pb.RelatedResponse(
+        results=[item_to_pb(r) for r in response.results],
+        other_languages=[item_to_pb(r) for r in response.other_languages],
+        snapshot=snapshot,
+    )
+
+
+def article_to_pb(article: Article) -> pb.Article:
+    """A stored article."""
+    return pb.Article(
+        id=article.id,
+        title=article.title,
+        lead=article.lead,
+        body=article.body,
+        lang=article.lang,
+        published_at=article.published_at.isoformat() if article.published_at else "",
+        url=article.url,
+        source=article.source,
+        section=article.section,
+        tags=list(article.tags),
+        metadata_json=json.dumps(article.metadata, ensure_ascii=False) if article.metadata else "",
+    )
+
+
+def article_from_pb(message: pb.Article, position: int) -> Article:
+    """Validate an incoming article; errors name ``articles[i].field``."""
+    record: dict[str, Any] = {
+        "id": message.id,
+        "title": message.title,
+        "lead": message.lead,
+        "body": message.body,
+        "lang": message.lang,
+        "published_at": message.published_at,
+        "url": message.url,
+        "source": message.source,
+        "section": message.section,
+        "tags": list(message.tags),
+    }
+    if message.metadata_json:
+        try:
+            metadata = json.loads(message.metadata_json)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(
+                f"not JSON: {exc.msg}", field=f"articles[{position}].metadata_json"
+            ) from None
+        if not isinstance(metadata, dict):
+            raise InvalidInputError(
+                "must be a JSON object", field=f"articles[{position}].metadata_json"
+            )
+        record = {**metadata, **record}
+    try:
+        return article_from_record(record)
+    except InvalidInputError as exc:
+        raise InvalidInputError(str(exc), field=f"articles[{position}].{exc.field}") from None

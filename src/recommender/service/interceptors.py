@@ -1,0 +1,126 @@
+"""Server interceptors: error mapping, bearer-token auth, metrics.
+
+Error mapping is the one place where domain errors become gRPC status codes:
+
+    InvalidInputError  -> INVALID_ARGUMENT  (message names the field)
+    NotFoundError      -> NOT_FOUND
+    NotReadyError      -> UNAVAILABLE
+    ModelError         -> FAILED_PRECONDITION
+    anything else      -> INTERNAL          (logged with its traceback)
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+
+from recommender.errors import (
+    InvalidInputError,
+    ModelError,
+    NotFoundError,
+    NotReadyError,
+    RecommenderError,
+)
+from recommender.service.metrics import Metrics
+
+_log = logging.getLogger("recommender.service")
+
+WRITE_METHODS = frozenset({"Upsert", "Delete"})
+
+
+def status_of(error: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The status code and message a client sees for an error."""
+    if isinstance(error, InvalidInputError):
+        where = f"{error.field}: " if error.field else ""
+        return grpc.StatusCode.INVALID_ARGUMENT, f"{where}{error}"
+    if isinstance(error, NotFoundError):
+        return grpc.StatusCode.NOT_FOUND, str(error)
+    if isinstance(error, NotReadyError):
+        return grpc.StatusCode.UNAVAILABLE, str(error)
+    if isinstance(error, ModelError):
+        return grpc.StatusCode.FAILED_PRECONDITION, str(error)
+    if isinstance(error, RecommenderError):
+        return grpc.StatusCode.INTERNAL, str(error)
+    return grpc.StatusCode.INTERNAL, "internal error (see the server log)"
+
+
+def _method_name(handler_call_details: grpc.HandlerCallDetails) -> str:
+    return str(handler_call_details.method).rsplit("/", 1)[-1]
+
+
+def _wrap_unary(
+    handler: grpc.RpcMethodHandler, wrapper: Callable[[Any, Any, Any], Any]
+) -> grpc.RpcMethodHandler:
+    if handler is None or handler.unary_unary is None:
+        return handler
+    inner = handler.unary_unary
+
+    def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
+        return wrapper(inner, request, context)
+
+    return grpc.unary_unary_rpc_method_handler(
+        behaviour,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Auth, deadlines, error mapping and metrics for every Recommender method."""
+
+    def __init__(
+        self, metrics: Metrics, token: str | None = None, auth_reads: bool = False
+    ) -> None:
+        self.metrics = metrics
+        self.token = token
+        self.auth_reads = auth_reads
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        full_name = str(handler_call_details.method)
+        handler = continuation(handler_call_details)
+        if not full_name.startswith("/recommender.v1.Recommender/"):
+            return handler  # health, reflection
+        method = _method_name(handler_call_details)
+        needs_token = self.token is not None and (method in WRITE_METHODS or self.auth_reads)
+        metadata = dict(handler_call_details.invocation_metadata or ())
+        authorized = not needs_token or self._authorized(metadata.get("authorization", ""))
+
+        def wrapper(inner: Any, request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                if not authorized:
+                    code = grpc.StatusCode.UNAUTHENTICATED
+                    context.abort(code, "missing or wrong 'authorization: Bearer <token>'")
+                remaining = context.time_remaining()
+                if remaining is not None and remaining <= 0:
+                    code = grpc.StatusCode.DEADLINE_EXCEEDED
+                    context.abort(code, "the deadline passed before the call started")
+                return inner(request, context)
+            except RecommenderError as error:
+                code, message = status_of(error)
+                context.abort(code, message)
+            except Exception as error:
+                if code != grpc.StatusCode.OK:
+                    raise  # context.abort raised: the status is already set
+                code, message = status_of(error)
+                _log.exception("%s failed", method)
+                context.abort(code, message)
+            finally:
+                self.metrics.observe(method, code.name, time.perf_counter() - started)
+
+        return _wrap_unary(handler, wrapper)
+
+    def _authorized(self, header: str) -> bool:
+        assert self.token is not None
+        expected = f"Bearer {self.token}".encode()
+        return hmac.compare_digest(header.encode(), expected)

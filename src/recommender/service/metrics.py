@@ -1,0 +1,53 @@
+"""Prometheus metrics, served on their own HTTP port."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+# Website requests take milliseconds: resolve that range finely.
+_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Metrics:
+    """Request counts and latency per method and status, index size, snapshot age."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "recommender_requests",
+            "gRPC requests by method and status code",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "recommender_request_seconds",
+            "gRPC request latency by method",
+            ["method"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.index_size = Gauge(
+            "recommender_index_articles", "searchable articles", registry=self.registry
+        )
+        self.snapshot_age = Gauge(
+            "recommender_snapshot_age_seconds",
+            "seconds since the serving snapshot was built",
+            registry=self.registry,
+        )
+
+    def observe(self, method: str, code: str, seconds: float) -> None:
+        """Count one request and its latency."""
+        self.requests.labels(method=method, code=code).inc()
+        self.latency.labels(method=method).observe(seconds)
+
+    def track(self, index_size: Callable[[], float], snapshot_age: Callable[[], float]) -> None:
+        """Read the gauges from the engine at scrape time."""
+        self.index_size.set_function(index_size)
+        self.snapshot_age.set_function(snapshot_age)
+
+    def serve(self, port: int, address: str = "127.0.0.1") -> int:
+        """Expose /metrics over HTTP; returns the port (useful with port 0)."""
+        server, _ = start_http_server(port, addr=address, registry=self.registry)
+        return int(server.server_port)

@@ -1,0 +1,257 @@
+"""The gRPC server: ``create_server(...)`` builds it, ``serve(...)`` runs it until SIGTERM.
+
+The servicer is thin: it converts messages (``convert``), calls the engine, converts back.
+Health checking (``grpc.health.v1``) says NOT_SERVING until the index is loaded; server
+reflection lets tools such as grpcurl discover the API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from concurrent import futures
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from recommender.engine import MAX_K, Engine
+from recommender.errors import InvalidInputError
+from recommender.service import convert
+from recommender.service.interceptors import ServiceInterceptor
+from recommender.service.metrics import Metrics
+from recommender.v1 import recommender_pb2 as pb
+from recommender.v1 import recommender_pb2_grpc as pb_grpc
+
+SERVICE_NAME = "recommender.v1.Recommender"
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+_log = logging.getLogger("recommender.service")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the service runs; read from flags at the edge (``recommender serve``)."""
+
+    index_dir: Path
+    address: str = "127.0.0.1:50051"
+    metrics_port: int | None = 9464
+    auth_token: str | None = None
+    auth_reads: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    workers: int = 16
+    watch_interval: float = 2.0
+    grace_seconds: float = 5.0
+    warm_model: bool = True
+
+
+def _k(value: int) -> int:
+    if value == 0:
+        raise InvalidInputError(f"must be between 1 and {MAX_K}, got 0", field="k")
+    return value
+
+
+class RecommenderServicer(pb_grpc.RecommenderServicer):
+    """``recommender.v1.Recommender`` over an Engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _snapshot_name(self) -> str:
+        return str(self.engine.snapshot.manifest.name)
+
+    def Related(self, request: pb.RelatedRequest, context: Any) -> pb.RelatedResponse:
+        query = request.WhichOneof("query")
+        if query is None:
+            raise InvalidInputError("set one of article_id, text, examples", field="query")
+        kwargs: dict[str, Any] = {}
+        if query == "article_id":
+            kwargs["article_id"] = request.article_id
+        elif query == "text":
+            kwargs["text"] = request.text
+        else:
+            kwargs["positive_ids"] = list(request.examples.positive_ids)
+            kwargs["negative_ids"] = list(request.examples.negative_ids)
+        response = self.engine.related(
+            k=_k(request.k),
+            filters=convert.filters_from_pb(request.filters),
+            options=convert.options_from_pb(request.options),
+            lang=request.lang or None,
+            **kwargs,
+        )
+        return convert.response_to_pb(response, self._snapshot_name())
+
+    def Recommend(self, request: pb.RecommendRequest, context: Any) -> pb.RelatedResponse:
+        response = self.engine.recommend(
+            list(request.history_ids),
+            k=_k(request.k),
+            filters=convert.filters_from_pb(request.filters),
+            options=convert.options_from_pb(request.options),
+        )
+        return convert.response_to_pb(response, self._snapshot_name())
+
+    def GetArticle(self, request: pb.GetArticleRequest, context: Any) -> pb.Article:
+        if not request.id:
+            raise InvalidInputError("is required", field="id")
+        return convert.article_to_pb(self.engine.get_article(request.id))
+
+    def Upsert(self, request: pb.UpsertRequest, context: Any) -> pb.UpsertResponse:
+        articles = [convert.article_from_pb(a, i) for i, a in enumerate(request.articles)]
+        outcome = self.engine.upsert(articles)
+        return pb.UpsertResponse(
+            added=len(outcome.added), updated=len(outcome.updated), unchanged=len(outcome.unchanged)
+        )
+
+    def Delete(self, request: pb.DeleteRequest, context: Any) -> pb.DeleteResponse:
+        if not request.ids:
+            raise InvalidInputError("give at least one id", field="ids")
+        return pb.DeleteResponse(deleted=len(self.engine.delete(list(request.ids))))
+
+    def Stats(self, request: pb.StatsRequest, context: Any) -> pb.StatsResponse:
+        stats = self.engine.stats()
+        manifest = stats["snapshot"]
+        return pb.StatsResponse(
+            snapshot=manifest["name"],
+            model=manifest["model"],
+            dimension=manifest["dimension"],
+            index_type=manifest["index_type"],
+            articles=stats["articles"],
+            built_at=manifest["built_at"],
+            by_lang=stats["by_lang"],
+            by_section=stats["by_section"],
+            by_source=stats["by_source"],
+        )
+
+
+@dataclass
+class RunningServer:
+    """A started server and what belongs to it."""
+
+    server: grpc.Server
+    port: int
+    engine: Engine
+    health: health.HealthServicer
+    metrics: Metrics
+    metrics_port: int | None
+
+    def stop(self, grace: float | None = 5.0) -> None:
+        """Say NOT_SERVING, finish in-flight calls within ``grace`` seconds, release the engine."""
+        self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.server.stop(grace).wait()
+        self.engine.close()
+
+
+def create_server(config: ServerConfig, engine: Engine | None = None) -> RunningServer:
+    """Build and start the server (port 0 picks a free port); loads the index in the background.
+
+    Health is NOT_SERVING until the index is loaded, then SERVING.
+    """
+    engine = engine or Engine(config.index_dir, writable=True)
+    metrics = Metrics()
+    interceptor = ServiceInterceptor(metrics, config.auth_token, config.auth_reads)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
+        interceptors=[interceptor],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(engine), server)  # type: ignore[no-untyped-call]
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        (pb.DESCRIPTOR.services_by_name["Recommender"].full_name, reflection.SERVICE_NAME,
+         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
+        server,
+    )  # fmt: skip
+    if config.tls_cert and config.tls_key:
+        credentials = grpc.ssl_server_credentials(
+            [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())]
+        )
+        port = server.add_secure_port(config.address, credentials)
+    else:
+        port = server.add_insecure_port(config.address)
+    if port == 0:
+        raise InvalidInputError(f"cannot listen on {config.address}", field="address")
+    server.start()
+
+    metrics.track(
+        lambda: float(engine.stats()["articles"]) if engine.ready else 0.0,
+        lambda: _snapshot_age(engine),
+    )
+    metrics_port = metrics.serve(config.metrics_port) if config.metrics_port is not None else None
+
+    def load() -> None:
+        try:
+            engine.load()
+            if config.warm_model:
+                _ = engine.embedder  # text queries and upserts should not wait for the model
+            engine.start_watching(config.watch_interval)
+        except Exception:
+            _log.exception("could not load the index in %s", config.index_dir)
+            return
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _log.info("serving %s on port %d", engine.snapshot.manifest.name, port)
+
+    threading.Thread(target=load, name="index-loader", daemon=True).start()
+    return RunningServer(server, port, engine, health_servicer, metrics, metrics_port)
+
+
+def _snapshot_age(engine: Engine) -> float:
+    if not engine.ready:
+        return 0.0
+    built = datetime.fromisoformat(engine.snapshot.manifest.built_at)
+    return max(0.0, time.time() - built.timestamp())
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def serve(config: ServerConfig) -> int:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    running = create_server(config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        _log.info("signal %d: shutting down (grace %.0fs)", signum, config.grace_seconds)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    print(
+        f"recommender: listening on {config.address.rsplit(':', 1)[0]}:{running.port}"
+        + (f", metrics on :{running.metrics_port}/metrics" if running.metrics_port else ""),
+        file=sys.stderr,
+        flush=True,
+    )
+    stop.wait()
+    running.stop(config.grace_seconds)
+    return 0

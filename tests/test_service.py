@@ -1,0 +1,203 @@
+"""The gRPC service end to end: a real server on a free port, a real index, the real model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import grpc
+import pytest
+from conftest import SAMPLE
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from recommender.client import RecommenderClient
+from recommender.config import IndexConfig
+from recommender.embedding import Embedder
+from recommender.engine import Engine
+from recommender.indexing import index_sources
+from recommender.service.server import SERVICE_NAME, ServerConfig, create_server
+from recommender.v1 import recommender_pb2 as pb
+
+pytestmark = pytest.mark.slow
+TOKEN = "s3cret-token"
+SEED = "libya-security-memoranda"
+
+
+def wait_serving(channel, service="", timeout=60.0):
+    stub = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the server never became SERVING")
+
+
+@pytest.fixture(scope="module")
+def server(sample_index, model, tmp_path_factory):
+    index_dir = tmp_path_factory.mktemp("service") / "index"
+    shutil.copytree(sample_index, index_dir)
+    config = ServerConfig(
+        index_dir=index_dir,
+        address="127.0.0.1:0",
+        metrics_port=0,
+        auth_token=TOKEN,
+        watch_interval=0.3,
+    )
+    engine = Engine(index_dir, embedder=Embedder(model=model), writable=True)
+    running = create_server(config, engine)
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    wait_serving(channel)
+    yield running
+    channel.close()
+    running.stop(grace=1)
+
+
+@pytest.fixture
+def client(server):
+    with RecommenderClient(f"127.0.0.1:{server.port}") as c:
+        yield c
+
+
+@pytest.fixture
+def writer(server):
+    with RecommenderClient(f"127.0.0.1:{server.port}", token=TOKEN) as c:
+        yield c
+
+
+def test_health_and_reflection(server):
+    channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
+    wait_serving(channel, SERVICE_NAME)
+    stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+    request = reflection_pb2.ServerReflectionRequest(list_services="")
+    response = next(iter(stub.ServerReflectionInfo(iter([request]))))
+    names = {s.name for s in response.list_services_response.service}
+    assert SERVICE_NAME in names and "grpc.health.v1.Health" in names
+    channel.close()
+
+
+def test_related_ranks_the_tripoli_visit_above_wuhan(client):
+    response = client.related(article_id=SEED, k=90)
+    ids = [r.id for r in response.results]
+    assert SEED not in ids
+    assert ids.index("german-fm-tripoli-visit") < ids.index("wuhan-life-returns")
+    assert response.snapshot and response.results[0].title
+    assert {r.id for r in response.other_languages} >= {"libya-memoranda-en"}
+
+
+def test_errors_map_to_status_codes_naming_the_field(client):
+    with pytest.raises(grpc.RpcError) as error:
+        client.related(article_id="no-such-article")
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as error:
+        client.related(article_id=SEED, k=0)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details().startswith("k:")
+    with pytest.raises(grpc.RpcError) as error:
+        client.related(article_id=SEED, filters=pb.Filters(published_after="last week"))
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "filters.published_after" in error.value.details()
+
+
+def test_writes_need_the_token(server, client):
+    article = {"id": "sneaky", "title": "Not allowed"}
+    with pytest.raises(grpc.RpcError) as error:
+        client.upsert([article])
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with RecommenderClient(f"127.0.0.1:{server.port}", token="wrong") as bad:
+        with pytest.raises(grpc.RpcError) as error:
+            bad.delete(["wuhan-life-returns"])
+    assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_upserted_article_is_returned_by_the_next_related_and_delete_removes_it(client, writer):
+    new = {
+        "id": "libya-turkey-training-new",
+        "title": "تركيا تبدأ تدريب قوات ليبية بموجب مذكرة التفاهم الأمنية والعسكرية",
+        "lead": "بدأ فريق عسكري تركي في طرابلس تدريب عناصر من الجيش الليبي تنفيذاً لمذكرة التفاهم.",
+        "lang": "ar",
+        "published_at": "2020-09-01T10:00:00+02:00",
+        "source": "sample-arabic-daily",
+        "section": "politics",
+    }
+    outcome = writer.upsert([new])
+    assert outcome.added == 1
+    ids = [r.id for r in client.related(article_id=SEED, k=10).results]
+    assert "libya-turkey-training-new" in ids
+    assert client.get_article("libya-turkey-training-new").title == new["title"]
+    assert client.related(article_id="libya-turkey-training-new", k=3).results
+
+    assert writer.delete(["libya-turkey-training-new"]).deleted == 1
+    ids = [r.id for r in client.related(article_id=SEED, k=90).results]
+    assert "libya-turkey-training-new" not in ids
+    with pytest.raises(grpc.RpcError) as error:
+        client.get_article("libya-turkey-training-new")
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_invalid_upsert_names_the_article_and_field(writer):
+    with pytest.raises(grpc.RpcError) as error:
+        writer.upsert([{"id": "ok", "title": "Fine"}, {"id": "x", "title": "y", "lang": "english"}])
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details().startswith("articles[1].lang:")
+
+
+def test_metrics_count_requests(server, client):
+    client.stats()
+    body = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics").read().decode()
+    assert 'recommender_requests_total{code="OK",method="Stats"}' in body
+    assert "recommender_request_seconds_bucket" in body and "recommender_index_articles" in body
+
+
+def test_new_snapshot_is_picked_up_without_restart_and_keeps_real_time_writes(
+    server, client, writer, model, tmp_path
+):
+    before = client.stats().snapshot
+    writer.upsert([{"id": "written-live", "title": "Malta and Libya sign a new migration deal"}])
+    source = tmp_path / "batch.jsonl"
+    source.write_text(
+        json.dumps({"id": "batch-new", "title": "Libya reopens its oil ports", "lang": "en"}) + "\n"
+    )
+    index_sources(
+        IndexConfig(index_dir=server.engine.index_dir, progress=False),
+        [str(source)],
+        Embedder(model=model),
+    )
+    deadline = time.monotonic() + 30
+    while client.stats().snapshot == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.stats().snapshot != before
+    assert client.get_article("batch-new").title == "Libya reopens its oil ports"
+    assert client.get_article("written-live").title.startswith("Malta")
+
+
+def test_serve_command_shuts_down_gracefully_on_sigterm(sample_index, tmp_path):
+    index_dir = tmp_path / "index"
+    shutil.copytree(sample_index, index_dir)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recommender", "serve", "--index-dir", str(index_dir),
+         "--address", "127.0.0.1:0", "--metrics-port", "-1"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = process.stderr.readline()
+        assert "listening on 127.0.0.1:" in line, line
+        port = int(line.split("listening on 127.0.0.1:")[1].split(",")[0].split()[0])
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        wait_serving(channel)
+        channel.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
