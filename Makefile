@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: venv test lint unit serve demo bench-encode text-recipes clean
+.PHONY: venv test lint unit serve demo protos quality bench-encode text-recipes clean
 
 venv: $(STAMP)
 
@@ -31,10 +31,14 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest
 
 serve: $(STAMP)
-	@echo "The gRPC service is not built yet (issue 5). What works today:"
-	@echo "  $(VENV)/bin/recommender embed --text 'ليبيا توقع مذكرات تفاهم أمنية'"
-	@echo "When it lands, this target will index data/ into $(INDEX_DIR) if needed and serve it on $(ADDRESS)."
-	$(VENV)/bin/recommender embed --text "ليبيا توقع مذكرات تفاهم أمنية وعسكرية مع تركيا وقطر ومالطا" --max-values 4
+	@test -f $(INDEX_DIR)/CURRENT || $(VENV)/bin/recommender index data/articles.jsonl --index-dir $(INDEX_DIR)
+	@echo ""
+	@echo "Serving $(INDEX_DIR) on $(ADDRESS) (Ctrl-C to stop). From another terminal:"
+	@echo "  $(VENV)/bin/recommender related --server $(ADDRESS) --id libya-security-memoranda -k 5"
+	@echo "  grpcurl -plaintext -d '{\"article_id\": \"libya-security-memoranda\", \"k\": 5}' $(ADDRESS) recommender.v1.Recommender/Related"
+	@echo "  health: grpcurl -plaintext $(ADDRESS) grpc.health.v1.Health/Check; metrics: http://127.0.0.1:9464/metrics"
+	@echo ""
+	$(VENV)/bin/recommender serve --index-dir $(INDEX_DIR) --address $(ADDRESS)
 
 demo: $(STAMP)
 	$(VENV)/bin/recommender index data/articles.jsonl --index-dir var/demo
@@ -42,6 +46,12 @@ demo: $(STAMP)
 
 bench-encode: $(STAMP)
 	$(PY) benchmarks/bench_encode.py
+
+protos: $(STAMP)
+	PYTHON=$(PY) scripts/gen_protos.sh
+
+quality: $(STAMP)
+	$(PY) benchmarks/quality.py
 
 text-recipes: $(STAMP)
 	$(PY) benchmarks/text_recipes.py

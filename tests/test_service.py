@@ -12,7 +12,7 @@ import urllib.request
 
 import grpc
 import pytest
-from conftest import SAMPLE
+from conftest import ROOT
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -114,9 +114,11 @@ def test_writes_need_the_token(server, client):
     with pytest.raises(grpc.RpcError) as error:
         client.upsert([article])
     assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    with RecommenderClient(f"127.0.0.1:{server.port}", token="wrong") as bad:
-        with pytest.raises(grpc.RpcError) as error:
-            bad.delete(["wuhan-life-returns"])
+    with (
+        RecommenderClient(f"127.0.0.1:{server.port}", token="wrong") as bad,
+        pytest.raises(grpc.RpcError) as error,
+    ):
+        bad.delete(["wuhan-life-returns"])
     assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
@@ -201,3 +203,82 @@ def test_serve_command_shuts_down_gracefully_on_sigterm(sample_index, tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_node_js_client_calls_related_with_only_the_proto(server):
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.skip("Node.js and npm are not installed")
+    folder = ROOT / "examples" / "node"
+    if not (folder / "node_modules" / "@grpc" / "grpc-js").is_dir():
+        install = subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund"],
+            cwd=folder, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if install.returncode != 0 and any(
+            code in install.stderr for code in ("ENOTFOUND", "EAI_AGAIN", "ECONNREFUSED")
+        ):
+            pytest.skip("the npm registry cannot be reached")
+        assert install.returncode == 0, install.stderr
+    out = subprocess.run(
+        [node, "related.js", f"127.0.0.1:{server.port}", SEED, "90"],
+        cwd=folder, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    response = json.loads(out.stdout)
+    ids = [r["id"] for r in response["results"]]
+    assert ids.index("german-fm-tripoli-visit") < ids.index("wuhan-life-returns")
+    assert response["results"][0]["relation"] in ("FOLLOW_UP", "BACKGROUND", "SAME_TIME")
+
+
+def test_tls_and_auth_reads(sample_index, model, tmp_path):
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    index_dir = tmp_path / "index"
+    shutil.copytree(sample_index, index_dir)
+    config = ServerConfig(
+        index_dir=index_dir,
+        address="127.0.0.1:0",
+        metrics_port=None,
+        auth_token=TOKEN,
+        auth_reads=True,
+        tls_cert=cert,
+        tls_key=key,
+    )
+    running = create_server(
+        config, Engine(index_dir, embedder=Embedder(model=model), writable=True)
+    )
+    try:
+        address = f"localhost:{running.port}"
+        with RecommenderClient(address, token=TOKEN, root_certificates=cert.read_bytes()) as c:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    assert c.related(article_id=SEED, k=3).results
+                    break
+                except grpc.RpcError as error:
+                    if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        with (
+            RecommenderClient(address, root_certificates=cert.read_bytes()) as anonymous,
+            pytest.raises(grpc.RpcError) as error,
+        ):
+            anonymous.related(article_id=SEED, k=3)
+        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        with RecommenderClient(address) as plaintext, pytest.raises(grpc.RpcError):
+            plaintext.stats()  # a plaintext client cannot talk to a TLS server
+    finally:
+        running.stop(grace=1)
+
+
+def test_an_expired_deadline_is_reported(client):
+    with pytest.raises(grpc.RpcError) as error:
+        client.stub.Related(pb.RelatedRequest(article_id=SEED, k=10), timeout=0.000001)
+    assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED

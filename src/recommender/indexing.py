@@ -23,6 +23,7 @@ from recommender.embedding.cache import text_hash
 from recommender.errors import ModelError
 from recommender.snapshot import (
     CACHE_FILE,
+    FORMAT_VERSION,
     Manifest,
     build_snapshot,
     current_name,
@@ -170,7 +171,12 @@ def _needs_snapshot(root: Path, store: ArticleStore, model: str, index_type: str
     except Exception:
         return True
     same_type = index_type == "auto" or index_type == manifest.index_type
-    return manifest.store_seq != store.seq or manifest.model != model or not same_type
+    return (
+        manifest.store_seq != store.seq
+        or manifest.model != model
+        or not same_type
+        or manifest.format_version != FORMAT_VERSION  # written by an older release
+    )
 
 
 def _flush(

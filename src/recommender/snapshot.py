@@ -38,7 +38,7 @@ from recommender.lexical import LexicalModel
 from recommender.store import ArticleStore
 from recommender.text import TextRecipe
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: lexical model and matrix in every snapshot
 CURRENT_FILE = "CURRENT"
 SNAPSHOTS_DIR = "snapshots"
 STORE_FILE = "store.sqlite"
