@@ -30,7 +30,7 @@ from recommender.articles import Article, detect_lang
 from recommender.embedding import Embedder, EmbeddingCache
 from recommender.embedding.cache import text_hash
 from recommender.errors import InvalidInputError, ModelError, NotFoundError, NotReadyError
-from recommender.lexical import LexicalModel
+from recommender.lexical import LexicalModel, prune_rows
 from recommender.ranking import (
     CandidatePool,
     Filters,
@@ -145,6 +145,8 @@ class _Corpus:
         self.alive = np.ones(len(rows), dtype=bool)
         self.n_main = len(rows)
         self.lexical_main: sp.csr_matrix = snapshot.lexical_matrix
+        # n-gram -> documents: the inverted index for lexical candidates
+        self.postings_main: sp.csr_matrix = self.lexical_main.T.tocsr()
         self.lexical_delta: sp.csr_matrix = sp.csr_matrix((0, self.lexical_main.shape[1]))
         self.row_of = {int(i): row for row, i in enumerate(self.int_ids)}
 
@@ -159,6 +161,26 @@ class _Corpus:
                 scores = (matrix[list(selected)] @ query.T).toarray().ravel()
                 out[list(positions)] = scores
         return out
+
+    def lexical_candidates(self, query: sp.csr_matrix, mask: np.ndarray, n: int) -> np.ndarray:
+        """Rows sharing the query's most distinctive n-grams, best partial score first."""
+        pruned = prune_rows(query)
+        if pruned.nnz == 0:
+            return np.zeros(0, dtype=np.int64)
+        scores = np.zeros(len(self.int_ids), dtype=np.float32)
+        for matrix, offset in ((self.postings_main, 0), (self.postings_delta(), self.n_main)):
+            if matrix.shape[1]:
+                part = (pruned @ matrix).toarray().ravel()
+                scores[offset : offset + len(part)] = part
+        scores[~mask] = 0.0
+        hits = np.flatnonzero(scores > 0)
+        if len(hits) > n:
+            hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
+        return hits[np.argsort(-scores[hits], kind="stable")]
+
+    def postings_delta(self) -> sp.csr_matrix:
+        """Inverted index of the rows added in real time (small; built per query)."""
+        return self.lexical_delta.T.tocsr()
 
     def lexical_row(self, row: int) -> sp.csr_matrix:
         """The lexical vector of one row."""
@@ -590,28 +612,35 @@ class Engine:
         snapshot, corpus = self.snapshot, self.corpus
         exclude = query.exclude | {int_id(i) for i in filters.exclude_ids}
         fetch = max(options.candidates, 3 * k)
+        mask = corpus.mask(filters) if filters.restricts else corpus.alive
         allowed = None
         if filters.restricts:
-            mask = corpus.mask(filters)
             allowed = corpus.int_ids[mask]
             allowed = allowed[~np.isin(allowed, list(exclude))] if exclude else allowed
             found = snapshot.index.search(query.vector[None, :], fetch, allowed=allowed)
         else:
             found = snapshot.index.search(query.vector[None, :], fetch + len(exclude))
-        pairs = [
-            (int(i), float(s))
-            for i, s in zip(found.ids[0], found.scores[0], strict=True)
+        keys = [
+            int(i)
+            for i in found.ids[0]
             if int(i) >= 0 and int(i) not in exclude and int(i) in corpus.row_of
         ][:fetch]  # an id the corpus does not know yet is a write in flight: skip it
-        if not pairs:
+        if options.dense_weight < 1.0:
+            # hybrid: add the nearest stories by their most distinctive shared n-grams
+            seen = set(keys)
+            for row in corpus.lexical_candidates(query.lexical, mask, fetch + len(exclude)):
+                key = int(corpus.int_ids[row])
+                if key not in seen and key not in exclude:
+                    keys.append(key)
+                    seen.add(key)
+        if not keys:
             return RelatedResponse([])
-        keys = [p[0] for p in pairs]
         rows = [corpus.row_of[key] for key in keys]
-        lexical = corpus.lexical_scores(rows, query.lexical)
+        vectors = snapshot.index.vectors(keys)
         pool = CandidatePool(
-            dense=np.array([p[1] for p in pairs]),
-            lexical=lexical,
-            vectors=snapshot.index.vectors(keys),
+            dense=vectors @ query.vector,
+            lexical=corpus.lexical_scores(rows, query.lexical),
+            vectors=vectors,
             published_ts=corpus.published_ts[rows],
             langs=[str(corpus.langs[r]) for r in rows],
             sources=[str(corpus.sources[r]) for r in rows],

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from recommender.embedding import Embedder
 from recommender.errors import InvalidInputError
-from recommender.lexical import LexicalModel
+from recommender.lexical import LexicalModel, prune_rows
 from recommender.ranking import CandidatePool, RankingOptions, rank, relevance
 from recommender.text import DEFAULT_RECIPE, TextRecipe
 
@@ -130,24 +130,26 @@ class QueryPool:
 
 
 def candidate_pools(corpus: EvalCorpus, fetch: int = 100) -> list[QueryPool]:
-    """For every document as the query: the union of its ``fetch`` dense and lexical
-    nearest neighbours (itself excluded), as ``Engine.related`` fetches candidates."""
+    """For every document as the query: the union of its ``fetch`` nearest neighbours by
+    embedding and by its most distinctive n-grams (itself excluded), with exact dense and
+    lexical cosines, as ``Engine.related`` fetches candidates."""
     n = len(corpus.texts)
     fetch = min(fetch, n - 1)
     pools: list[QueryPool] = []
-    lexical_t = corpus.lexical.T.tocsr()
+    postings = corpus.lexical.T.tocsr()  # the inverted index: n-gram -> documents
     for start in range(0, n, _BLOCK):
         stop = min(n, start + _BLOCK)
         dense = corpus.vectors[start:stop] @ corpus.vectors.T
-        lexical = (corpus.lexical[start:stop] @ lexical_t).toarray()
+        partial = (prune_rows(corpus.lexical[start:stop]) @ postings).toarray()
         for row in range(stop - start):
             query = start + row
-            dense[row, query] = lexical[row, query] = -np.inf
+            dense[row, query] = partial[row, query] = -np.inf
             candidates = np.union1d(
                 np.argpartition(-dense[row], fetch)[:fetch],
-                np.argpartition(-lexical[row], fetch)[:fetch],
+                np.argpartition(-partial[row], fetch)[:fetch],
             )
-            pools.append(QueryPool(candidates, dense[row, candidates], lexical[row, candidates]))
+            lexical = (corpus.lexical[candidates] @ corpus.lexical[query].T).toarray().ravel()
+            pools.append(QueryPool(candidates, dense[row, candidates], lexical))
     return pools
 
 

@@ -66,6 +66,36 @@ def _char_vectorizer() -> HashingVectorizer:
     )
 
 
+# Lexical candidates come from each query's most distinctive n-grams only (an inverted-index
+# lookup over a few short posting lists); the full cosine is then computed for the candidates.
+QUERY_FEATURES = 32
+
+
+def prune_rows(matrix: sp.csr_matrix, keep: int = QUERY_FEATURES) -> sp.csr_matrix:
+    """Each row with only its ``keep`` largest weights (the rarest, most telling n-grams)."""
+    matrix = matrix.tocsr()
+    indptr = [0]
+    indices: list[np.ndarray] = []
+    data: list[np.ndarray] = []
+    for row in range(matrix.shape[0]):
+        start, stop = matrix.indptr[row], matrix.indptr[row + 1]
+        values, columns = matrix.data[start:stop], matrix.indices[start:stop]
+        if len(values) > keep:
+            top = np.argpartition(-values, keep - 1)[:keep]
+            values, columns = values[top], columns[top]
+        data.append(values)
+        indices.append(columns)
+        indptr.append(indptr[-1] + len(values))
+    return sp.csr_matrix(
+        (
+            np.concatenate(data) if data else np.zeros(0, np.float32),
+            np.concatenate(indices) if indices else np.zeros(0, np.int32),
+            np.asarray(indptr),
+        ),
+        shape=matrix.shape,
+    )
+
+
 def word_stem(word: str) -> str:
     """A word without its Arabic proclitics (other scripts pass through)."""
     for clitic in _CLITICS:
