@@ -315,6 +315,32 @@ class Runner:
         return out
 
 
+def crossover(dim: int, sizes: list[int], args: Any) -> list[dict[str, Any]]:
+    """Exact vs HNSW single-query latency by corpus size: where ``auto`` should switch."""
+    rows = []
+    for n in sizes:
+        data, queries = make_data(n, dim, 300, seed=5)
+        flat = faiss.IndexFlatIP(dim)
+        flat.add(data)
+        truth = flat.search(queries, K)[1]
+        hnsw = faiss.IndexHNSWFlat(dim, engine_index.HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = engine_index.HNSW_EF_CONSTRUCTION
+        hnsw.add(data)
+        hnsw.hnsw.efSearch = engine_index.HNSW_EF_SEARCH
+        flat_p50, _ = latency(lambda q, i=flat: i.search(q, K), queries, 300)
+        hnsw_p50, _ = latency(lambda q, i=hnsw: i.search(q, K), queries, 300)
+        row = {
+            "n": n,
+            "flat_p50_ms": round(flat_p50, 4),
+            "hnsw_p50_ms": round(hnsw_p50, 4),
+            "hnsw_recall_at_10": round(recall(hnsw.search(queries, K)[1], truth), 4),
+            "hnsw_params": {"M": engine_index.HNSW_M, "efSearch": engine_index.HNSW_EF_SEARCH},
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     try:
         import matplotlib
@@ -387,6 +413,8 @@ def main() -> int:
         print(json.dumps(physical[f"{name} N={len(data)}"]), flush=True)
         rows += runner.rows
 
+    switch = crossover(args.dim, [5_000, 20_000, 50_000], args)
+
     stem = "ann-quick" if args.quick else "ann"
     out = args.out or ROOT / "benchmarks" / "results" / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -394,6 +422,7 @@ def main() -> int:
         "machine": machine_info(threads=args.threads, memory_bandwidth_gbs=round(bandwidth, 2)),
         "data": "clustered unit vectors, power-law spectrum (see bench_ann.py docstring)",
         "physical_limit": physical,
+        "flat_vs_hnsw_by_size": switch,
         "rows": rows,
     }
     out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

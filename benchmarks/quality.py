@@ -36,22 +36,23 @@ WEIGHTS = (1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.0)
 
 
 def configurations() -> list[tuple[str, RankingOptions]]:
-    """(name, options): the weight sweep with list options off, then each option on."""
-    bare = replace(DEFAULT, dedup_threshold=None)
+    """(name, options): the weight sweep with list options off, then the defaults one by one."""
+    bare = replace(DEFAULT, dedup_threshold=None, recency_half_life_days=None)
     rows = []
     for w in WEIGHTS:
         label = "dense only" if w == 1 else "lexical only" if w == 0 else f"hybrid w={w}"
         rows.append((label, replace(bare, dense_weight=w)))
     rows += [
         (
-            f"default (hybrid w={DEFAULT.dense_weight}, collapse {DEFAULT.dedup_threshold})",
+            f"default (w={DEFAULT.dense_weight}, collapse {DEFAULT.dedup_threshold}, "
+            f"recency {DEFAULT.recency_half_life_days:.0f} d)",
             DEFAULT,
         ),
-        ("default, no collapse", bare),
-        ("default + collapse 0.85", replace(DEFAULT, dedup_threshold=0.85)),
-        ("default + recency 7 days", replace(DEFAULT, recency_half_life_days=7)),
-        ("default + recency 30 days", replace(DEFAULT, recency_half_life_days=30)),
-        ("default + recency 90 days", replace(DEFAULT, recency_half_life_days=90)),
+        ("default without recency (archives)", replace(DEFAULT, recency_half_life_days=None)),
+        ("default without collapse", replace(DEFAULT, dedup_threshold=None)),
+        ("default, collapse 0.85", replace(DEFAULT, dedup_threshold=0.85)),
+        ("default, recency 7 d", replace(DEFAULT, recency_half_life_days=7)),
+        ("default, recency 90 d", replace(DEFAULT, recency_half_life_days=90)),
         ("default + MMR 0.9", replace(DEFAULT, mmr_lambda=0.9)),
         ("default + MMR 0.7", replace(DEFAULT, mmr_lambda=0.7)),
         ("default + max 3 per source", replace(DEFAULT, max_per_source=3)),
@@ -79,10 +80,11 @@ def run_clusters(name: str, path: Path, embedder: Embedder, k: int) -> list[dict
             published_ts=stamps,
             pools=pools,
         )
-        metrics = evaluation.cluster_metrics(lists, labels, corpus.vectors, k)
+        metrics = evaluation.cluster_metrics(lists, labels, corpus.vectors, k, stamps)
         row = {"corpus": name, "configuration": label, "options": asdict(options), **metrics}
         print(json.dumps({k_: row[k_] for k_ in ("corpus", "configuration", "precision_at_k",
-                                                 "coverage", "intra_list_diversity")},
+                                                 "coverage", "intra_list_diversity",
+                                                 "median_days_apart")},
                          ensure_ascii=False), flush=True)  # fmt: skip
         rows.append(row)
     return rows
@@ -113,13 +115,14 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
         lines += [
             f"### {corpus} ({rows[0]['n']} articles)",
             "",
-            "| configuration | P@10 | coverage | diversity |",
-            "|---|---|---|---|",
+            "| configuration | P@10 | coverage | diversity | median days apart |",
+            "|---|---|---|---|---|",
         ]
         for r in rows:
+            days = r["median_days_apart"]
             lines.append(
                 f"| {r['configuration']} | {r['precision_at_k']:.4f} | {r['coverage']:.3f} | "
-                f"{r['intra_list_diversity']:.3f} |"
+                f"{r['intra_list_diversity']:.3f} | {'n/a' if days is None else days} |"
             )
         lines.append("")
     parallel = payload.get("parallel")

@@ -37,7 +37,9 @@ def pool(dense, vectors=None, lexical=None, ts=None, langs=None, sources=None):
     )
 
 
-PLAIN = RankingOptions(dense_weight=1.0, dedup_threshold=None, other_languages=False)
+PLAIN = RankingOptions(
+    dense_weight=1.0, dedup_threshold=None, other_languages=False, recency_half_life_days=None
+)
 
 
 def test_hybrid_weight_moves_lexically_close_stories_up():

@@ -70,7 +70,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _add_ranking_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("ranking options (defaults measured, see docs/quality.md)")
     group.add_argument("--dense-weight", type=float, help="1: dense only, 0: lexical only")
-    group.add_argument("--recency-half-life", type=float, metavar="DAYS", help="recency decay")
+    group.add_argument(
+        "--recency-half-life", type=float, metavar="DAYS", help="recency decay (default 30)"
+    )
+    group.add_argument("--no-recency", action="store_true", help="no recency decay (archives)")
     group.add_argument("--dedup-threshold", type=float, help="cosine that folds duplicates")
     group.add_argument("--no-dedup", action="store_true", help="do not fold near-duplicates")
     group.add_argument("--mmr-lambda", type=float, help="diversity: 1 = none, lower = more")
@@ -88,7 +91,9 @@ def _options_from_args(args: argparse.Namespace) -> Any:
     values: dict[str, Any] = {}
     if args.dense_weight is not None:
         values["dense_weight"] = args.dense_weight
-    if args.recency_half_life is not None:
+    if args.no_recency:
+        values["recency_half_life_days"] = None
+    elif args.recency_half_life is not None:
         values["recency_half_life_days"] = args.recency_half_life
     if args.no_dedup:
         values["dedup_threshold"] = None
@@ -171,6 +176,17 @@ def _cmd_related_remote(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date_arg(value: str | None, name: str) -> Any:
+    from recommender.articles import parse_datetime
+
+    if value is None:
+        return None
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        raise InvalidInputError(f"{value!r} is not an ISO 8601 date", field=name) from None
+
+
 def _cmd_related(args: argparse.Namespace) -> int:
     from recommender.engine import Engine
 
@@ -188,6 +204,7 @@ def _cmd_related(args: argparse.Namespace) -> int:
             k=args.k,
             filters=_filters_from_args(args),
             options=_options_from_args(args),
+            published_at=_date_arg(args.published_at, "published_at"),
         )
     finally:
         engine.close()
@@ -339,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--positive", nargs="+", metavar="ID", help="example ids to resemble")
     related.add_argument("--negative", nargs="+", metavar="ID", help="example ids to move from")
     related.add_argument("-k", type=int, default=10, help="number of results (default 10)")
+    related.add_argument("--published-at", help="date of --text (recency counts from it)")
     related.add_argument("--json", action="store_true", help='print {"results": [...]}')
     _add_filter_args(related)
     _add_ranking_args(related)

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -506,11 +507,13 @@ class Engine:
         filters: Filters | None = None,
         options: RankingOptions | None = None,
         lang: str | None = None,
+        published_at: datetime | None = None,
     ) -> RelatedResponse:
         """Stories related to an article id, to raw text, or to positive/negative examples.
 
-        The query article(s) are never among the results. ``lang`` is the language of a text
-        query (detected when absent).
+        The query article(s) are never among the results. ``lang`` and ``published_at`` are
+        the language (detected when absent) and date of a text query; recency counts from that
+        date, or from now (no later than the newest indexed article) when it is absent.
         """
         _check_k(k)
         given = sum(x is not None for x in (article_id, text)) + bool(positive_ids)
@@ -524,6 +527,8 @@ class Engine:
             query = self._article_query([article_id], [])
         elif text is not None:
             query = self._text_query(text, lang)
+            if published_at is not None:
+                query.reference_ts = published_at.timestamp()
         else:
             query = self._article_query(list(positive_ids), list(negative_ids))
         return self._rank(query, k, filters or Filters(), options or RankingOptions())
@@ -552,7 +557,7 @@ class Engine:
         weights = np.power(0.5, (n - 1 - np.arange(n)) / HISTORY_HALF_LIFE)
         query = self._weighted_query(known, weights, [])
         query.exclude |= {int_id(i) for i in history_ids}
-        query.reference_ts = time.time()
+        query.reference_ts = self._now()
         query.lang = ""  # a reader profile has no "same story in other languages"
         return self._rank(query, k, filters or Filters(), options or RankingOptions())
 
@@ -602,9 +607,16 @@ class Engine:
             lexical=lexical,
             text=prepared,
             lang=(lang or detect_lang(prepared)),
-            reference_ts=time.time(),
+            reference_ts=self._now(),
             exclude=set(),
         )
+
+    def _now(self) -> float:
+        """Now, but no later than the newest article: an archive's "now" is its last day."""
+        stamps = self.corpus.published_ts[self.corpus.alive]
+        newest = float(np.nanmax(stamps)) if len(stamps) and not np.isnan(stamps).all() else None
+        now = time.time()
+        return min(now, newest) if newest is not None else now
 
     def _rank(
         self, query: _Query, k: int, filters: Filters, options: RankingOptions
@@ -625,6 +637,8 @@ class Engine:
             for i in found.ids[0]
             if int(i) >= 0 and int(i) not in exclude and int(i) in corpus.row_of
         ][:fetch]  # an id the corpus does not know yet is a write in flight: skip it
+        if options.dense_weight == 0.0:
+            keys = []  # lexical only: candidates come from the n-gram lookup alone
         if options.dense_weight < 1.0:
             # hybrid: add the nearest stories by their most distinctive shared n-grams
             seen = set(keys)

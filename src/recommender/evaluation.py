@@ -127,6 +127,8 @@ class QueryPool:
     candidates: np.ndarray
     dense: np.ndarray
     lexical: np.ndarray
+    from_dense: np.ndarray  # which candidates the embedding search found
+    from_lexical: np.ndarray  # which the n-gram lookup found
 
 
 def candidate_pools(corpus: EvalCorpus, fetch: int = 100) -> list[QueryPool]:
@@ -144,12 +146,20 @@ def candidate_pools(corpus: EvalCorpus, fetch: int = 100) -> list[QueryPool]:
         for row in range(stop - start):
             query = start + row
             dense[row, query] = partial[row, query] = -np.inf
-            candidates = np.union1d(
-                np.argpartition(-dense[row], fetch)[:fetch],
-                np.argpartition(-partial[row], fetch)[:fetch],
-            )
+            by_dense = np.argpartition(-dense[row], fetch)[:fetch]
+            by_lexical = np.argpartition(-partial[row], fetch)[:fetch]
+            by_lexical = by_lexical[partial[row, by_lexical] > 0]
+            candidates = np.union1d(by_dense, by_lexical)
             lexical = (corpus.lexical[candidates] @ corpus.lexical[query].T).toarray().ravel()
-            pools.append(QueryPool(candidates, dense[row, candidates], lexical))
+            pools.append(
+                QueryPool(
+                    candidates,
+                    dense[row, candidates],
+                    lexical,
+                    np.isin(candidates, by_dense),
+                    np.isin(candidates, by_lexical),
+                )
+            )
     return pools
 
 
@@ -173,10 +183,18 @@ def neighbour_lists(
         pools = candidate_pools(corpus, options.candidates)
     lists: list[list[int]] = []
     for query, qp in enumerate(pools):
-        candidates = qp.candidates
+        # dense only searches embeddings only; lexical only looks n-grams up only (as the engine)
+        keep = (
+            qp.from_dense
+            if options.dense_weight == 1.0
+            else qp.from_lexical
+            if options.dense_weight == 0.0
+            else np.ones(len(qp.candidates), dtype=bool)
+        )
+        candidates = qp.candidates[keep]
         pool = CandidatePool(
-            dense=qp.dense,
-            lexical=qp.lexical,
+            dense=qp.dense[keep],
+            lexical=qp.lexical[keep],
             vectors=corpus.vectors[candidates],
             published_ts=stamps[candidates],
             langs=[langs[c] for c in candidates],
@@ -189,7 +207,11 @@ def neighbour_lists(
 
 
 def cluster_metrics(
-    lists: list[list[int]], labels: Sequence[str], vectors: np.ndarray, k: int
+    lists: list[list[int]],
+    labels: Sequence[str],
+    vectors: np.ndarray,
+    k: int,
+    published_ts: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """precision@k of same-label neighbours, coverage and intra-list diversity."""
     label_array = np.asarray(labels)
@@ -203,10 +225,18 @@ def cluster_metrics(
             sims = vectors[lst] @ vectors[lst].T
             upper = sims[np.triu_indices(len(lst), 1)]
             diversity.append(float(np.mean(1.0 - upper)))
+    gaps: list[float] = []
+    if published_ts is not None:
+        for q, lst in enumerate(lists):
+            days = np.abs(published_ts[lst] - published_ts[q]) / 86_400.0
+            days = days[~np.isnan(days)]
+            if len(days):
+                gaps.append(float(np.median(days)))
     return {
         "n": len(lists),
         "k": k,
         "precision_at_k": round(float(np.mean(hits)), 4),
+        "median_days_apart": round(float(np.median(gaps)), 1) if gaps else None,
         "coverage": round(len(shown) / max(1, len(lists)), 4),
         "intra_list_diversity": round(float(np.mean(diversity)), 4) if diversity else None,
     }
@@ -241,7 +271,7 @@ def eval_clusters(
         sources=[str(r.get("source") or "") for r in records],
         published_ts=stamps,
     )
-    return cluster_metrics(lists, [str(r[label]) for r in records], corpus.vectors, k)
+    return cluster_metrics(lists, [str(r[label]) for r in records], corpus.vectors, k, stamps)
 
 
 def _timestamp(value: Any) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from recommender.articles import Article, article_from_record, parse_datetime
@@ -19,26 +20,24 @@ _RELATIONS = {
 }
 
 
+def date_from_pb(value: str, field: str) -> datetime | None:
+    """An ISO 8601 date field; empty means unset. Errors name the field."""
+    if not value:
+        return None
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        raise InvalidInputError(f"{value!r} is not an ISO 8601 date", field=field) from None
+
+
 def filters_from_pb(message: pb.Filters) -> Filters:
     """Domain filters from the request message (dates parsed, naming the field if bad)."""
-
-    def when(value: str, name: str) -> Any:
-        if not value:
-            return None
-        try:
-            parsed = parse_datetime(value)
-        except ValueError:
-            raise InvalidInputError(
-                f"{value!r} is not an ISO 8601 date", field=f"filters.{name}"
-            ) from None
-        return parsed
-
     return Filters(
         langs=tuple(message.langs),
         sections=tuple(message.sections),
         sources=tuple(message.sources),
-        published_after=when(message.published_after, "published_after"),
-        published_before=when(message.published_before, "published_before"),
+        published_after=date_from_pb(message.published_after, "filters.published_after"),
+        published_before=date_from_pb(message.published_before, "filters.published_before"),
         exclude_ids=tuple(message.exclude_ids),
     )
 
@@ -48,7 +47,9 @@ def options_from_pb(message: pb.RankingOptions) -> RankingOptions:
     values: dict[str, Any] = {}
     if message.HasField("dense_weight"):
         values["dense_weight"] = message.dense_weight
-    if message.HasField("recency_half_life_days"):
+    if message.HasField("no_recency") and message.no_recency:
+        values["recency_half_life_days"] = None
+    elif message.HasField("recency_half_life_days"):
         values["recency_half_life_days"] = message.recency_half_life_days
     if message.HasField("no_dedup") and message.no_dedup:
         values["dedup_threshold"] = None

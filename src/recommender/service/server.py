@@ -85,6 +85,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             filters=convert.filters_from_pb(request.filters),
             options=convert.options_from_pb(request.options),
             lang=request.lang or None,
+            published_at=convert.date_from_pb(request.published_at, "published_at"),
             **kwargs,
         )
         return convert.response_to_pb(response, self._snapshot_name())

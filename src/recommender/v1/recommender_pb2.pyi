@@ -35,7 +35,7 @@ class Filters(_message.Message):
     def __init__(self, langs: _Optional[_Iterable[str]] = ..., sections: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ..., published_after: _Optional[str] = ..., published_before: _Optional[str] = ..., exclude_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RankingOptions(_message.Message):
-    __slots__ = ("dense_weight", "recency_half_life_days", "dedup_threshold", "no_dedup", "mmr_lambda", "max_per_source", "no_other_languages")
+    __slots__ = ("dense_weight", "recency_half_life_days", "dedup_threshold", "no_dedup", "mmr_lambda", "max_per_source", "no_other_languages", "no_recency")
     DENSE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     RECENCY_HALF_LIFE_DAYS_FIELD_NUMBER: _ClassVar[int]
     DEDUP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +43,7 @@ class RankingOptions(_message.Message):
     MMR_LAMBDA_FIELD_NUMBER: _ClassVar[int]
     MAX_PER_SOURCE_FIELD_NUMBER: _ClassVar[int]
     NO_OTHER_LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    NO_RECENCY_FIELD_NUMBER: _ClassVar[int]
     dense_weight: float
     recency_half_life_days: float
     dedup_threshold: float
@@ -50,7 +51,8 @@ class RankingOptions(_message.Message):
     mmr_lambda: float
     max_per_source: int
     no_other_languages: bool
-    def __init__(self, dense_weight: _Optional[float] = ..., recency_half_life_days: _Optional[float] = ..., dedup_threshold: _Optional[float] = ..., no_dedup: _Optional[bool] = ..., mmr_lambda: _Optional[float] = ..., max_per_source: _Optional[int] = ..., no_other_languages: _Optional[bool] = ...) -> None: ...
+    no_recency: bool
+    def __init__(self, dense_weight: _Optional[float] = ..., recency_half_life_days: _Optional[float] = ..., dedup_threshold: _Optional[float] = ..., no_dedup: _Optional[bool] = ..., mmr_lambda: _Optional[float] = ..., max_per_source: _Optional[int] = ..., no_other_languages: _Optional[bool] = ..., no_recency: _Optional[bool] = ...) -> None: ...
 
 class Examples(_message.Message):
     __slots__ = ("positive_ids", "negative_ids")
@@ -61,7 +63,7 @@ class Examples(_message.Message):
     def __init__(self, positive_ids: _Optional[_Iterable[str]] = ..., negative_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RelatedRequest(_message.Message):
-    __slots__ = ("article_id", "text", "examples", "k", "filters", "options", "lang")
+    __slots__ = ("article_id", "text", "examples", "k", "filters", "options", "lang", "published_at")
     ARTICLE_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +71,7 @@ class RelatedRequest(_message.Message):
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
     LANG_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_AT_FIELD_NUMBER: _ClassVar[int]
     article_id: str
     text: str
     examples: Examples
@@ -76,7 +79,8 @@ class RelatedRequest(_message.Message):
     filters: Filters
     options: RankingOptions
     lang: str
-    def __init__(self, article_id: _Optional[str] = ..., text: _Optional[str] = ..., examples: _Optional[_Union[Examples, _Mapping]] = ..., k: _Optional[int] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., options: _Optional[_Union[RankingOptions, _Mapping]] = ..., lang: _Optional[str] = ...) -> None: ...
+    published_at: str
+    def __init__(self, article_id: _Optional[str] = ..., text: _Optional[str] = ..., examples: _Optional[_Union[Examples, _Mapping]] = ..., k: _Optional[int] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., options: _Optional[_Union[RankingOptions, _Mapping]] = ..., lang: _Optional[str] = ..., published_at: _Optional[str] = ...) -> None: ...
 
 class RecommendRequest(_message.Message):
     __slots__ = ("history_ids", "k", "filters", "options")
