@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: venv test lint unit serve demo protos quality bench-encode text-recipes clean
+.PHONY: venv test lint unit serve demo protos quality bench bench-quick bench-encode bench-service text-recipes clean
 
 venv: $(STAMP)
 
@@ -31,7 +31,8 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest
 
 serve: $(STAMP)
-	@test -f $(INDEX_DIR)/CURRENT || $(VENV)/bin/recommender index data/articles.jsonl --index-dir $(INDEX_DIR)
+	@# incremental: embeds nothing when data/ is unchanged, rebuilds after an upgrade
+	$(VENV)/bin/recommender index data/articles.jsonl --index-dir $(INDEX_DIR) --quiet
 	@echo ""
 	@echo "Serving $(INDEX_DIR) on $(ADDRESS) (Ctrl-C to stop). From another terminal:"
 	@echo "  $(VENV)/bin/recommender related --server $(ADDRESS) --id libya-security-memoranda -k 5"
@@ -43,6 +44,19 @@ serve: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/recommender index data/articles.jsonl --index-dir var/demo
 	$(VENV)/bin/recommender related --index-dir var/demo --id libya-security-memoranda -k 10
+
+# Everything (up to ~45 minutes): the ANN core at 100k and 1M, the service, encoding.
+bench: $(STAMP)
+	$(PY) benchmarks/bench_ann.py
+	$(PY) benchmarks/bench_service.py
+	$(PY) benchmarks/bench_encode.py
+
+# The ANN core at N=100k with fewer sweeps (under 5 minutes): benchmarks/results/ann-quick.json
+bench-quick: $(STAMP)
+	$(PY) benchmarks/bench_ann.py --quick
+
+bench-service: $(STAMP)
+	$(PY) benchmarks/bench_service.py
 
 bench-encode: $(STAMP)
 	$(PY) benchmarks/bench_encode.py

@@ -213,11 +213,10 @@ def cluster_metrics(
     k: int,
     published_ts: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """precision@k of same-label neighbours, coverage and intra-list diversity."""
+    """precision@k of same-label neighbours (a list shorter than k counts its missing slots
+    as misses), coverage, intra-list diversity and the median days between query and list."""
     label_array = np.asarray(labels)
-    hits = [
-        float(np.mean(label_array[lst] == label_array[q])) for q, lst in enumerate(lists) if lst
-    ]
+    hits = [float(np.sum(label_array[lst] == label_array[q])) / k for q, lst in enumerate(lists)]
     shown = {i for lst in lists for i in lst}
     diversity = []
     for lst in lists:

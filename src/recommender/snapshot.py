@@ -19,7 +19,6 @@ killed or fails leaves ``CURRENT`` and the snapshot it names untouched.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.checksums import sha256_file
 from recommender.errors import InvalidInputError, NotFoundError, RecommenderError
 from recommender.index import VectorIndex, fsync_file
 from recommender.lexical import LexicalModel
@@ -90,14 +90,6 @@ class Snapshot:
     def close(self) -> None:
         """Release the store connection."""
         self.store.close()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -162,7 +154,7 @@ def build_snapshot(
             store_seq=seq,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             build_seconds=round(time.perf_counter() - started, 3),
-            checksums={f.name: _sha256(f) for f in files},
+            checksums={f.name: sha256_file(f) for f in files},
             text_recipe=text_recipe or {},
         )
         manifest_path = building / MANIFEST_FILE
@@ -255,7 +247,7 @@ def load_snapshot(index_dir: str | Path, name: str | None = None, *, mmap: bool 
         file = path / filename
         if not file.is_file():
             raise SnapshotError(f"snapshot {name} is missing {filename}")
-        actual = _sha256(file)
+        actual = sha256_file(file)
         if actual != expected:
             raise SnapshotError(
                 f"snapshot {name} is corrupted: {filename} has SHA-256 {actual[:12]}..., "

