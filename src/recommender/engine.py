@@ -31,6 +31,7 @@ from recommender.articles import Article, detect_lang
 from recommender.embedding import Embedder, EmbeddingCache
 from recommender.embedding.cache import text_hash
 from recommender.errors import InvalidInputError, ModelError, NotFoundError, NotReadyError
+from recommender.index import SERVING_THREADS, set_threads
 from recommender.lexical import LexicalModel, prune_rows
 from recommender.ranking import (
     CandidatePool,
@@ -271,6 +272,7 @@ class Engine:
 
         A writable engine then replays the working store's changes newer than the snapshot.
         """
+        set_threads(SERVING_THREADS)  # measured: one thread per query serves fastest
         snapshot = load_snapshot(self.index_dir)
         corpus = _Corpus(snapshot)
         with self._write_lock:

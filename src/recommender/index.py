@@ -30,12 +30,21 @@ from recommender.errors import InvalidInputError
 # faiss ships partial SWIG stubs that do not know its keyword arguments; treat it as untyped
 faiss: Any = _faiss
 
-# Measured in benchmarks/bench_ann.py: exact single-query search over 512-d vectors stays
-# under ~2 ms up to here on 2 cores; above it HNSW answers faster at recall@10 >= 0.95.
-HNSW_THRESHOLD = 50_000
+# Measured in benchmarks/bench_ann.py (results/ann-quick.json): exact single-query search over
+# 512-d vectors costs ~0.1 ms per 1,000 vectors on one core (20k: ~2 ms); HNSW32 answers in
+# 0.2-0.4 ms at recall@10 >= 0.99 from there on, so "auto" switches at 20,000.
+HNSW_THRESHOLD = 20_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+# efSearch 64: recall@10 0.991 on ANT embeddings and 0.989 on 100k synthetic, at ~0.2-0.35 ms.
+HNSW_EF_SEARCH = 64
+# Under a filter that keeps fewer vectors than this (or under 10 %), score the allowed subset
+# exactly: HNSW with a selector loses recall when most of the graph is filtered out (5 % kept:
+# recall@10 0.89), while scoring 50,000 vectors exactly takes ~5 ms.
+EXACT_SUBSET_MAX = 50_000
+# One OpenMP thread per query: on 2 cores exact search is faster single-threaded (100k: 9.7 ms
+# vs 18.6 ms with 2 threads); concurrent requests use the other core.
+SERVING_THREADS = 1
 IVF_NPROBE = 16
 _INDEX_FILE = "index.faiss"
 _LABELS_FILE = "labels.npy"
@@ -96,6 +105,9 @@ class VectorIndex:
         self._delta = faiss.IndexFlatIP(dimension)
         self._delta_labels: list[int] = []
         self._lock = threading.RLock()
+        concrete = faiss.downcast_index(main)
+        if isinstance(concrete, faiss.IndexIVF):
+            concrete.make_direct_map()  # lets IVF indexes reconstruct vectors by position
 
     # -- building --------------------------------------------------------------------------
 
@@ -218,7 +230,7 @@ class VectorIndex:
             parts = []
             if n_main:
                 selective = allowed is not None and (
-                    n_main <= 2000 or n_main < 0.02 * len(self._labels)
+                    n_main <= EXACT_SUBSET_MAX or n_main < 0.1 * len(self._labels)
                 )
                 if selective and not self.spec.startswith("Flat"):
                     parts.append(self._exact_subset(queries, k, np.flatnonzero(main_mask)))
@@ -241,8 +253,24 @@ class VectorIndex:
         return SearchResult(scores, labels)
 
     def _exact_subset(self, queries: np.ndarray, k: int, positions: np.ndarray) -> SearchResult:
-        vectors = np.vstack([self.main.reconstruct(int(p)) for p in positions])
+        stored = self._flat_vectors()
+        if stored is not None:
+            vectors = stored[positions]
+        else:  # compressed codes (IVF-PQ, SQ): decode one by one
+            vectors = np.vstack([self.main.reconstruct(int(p)) for p in positions])
         return _top_k(queries @ vectors.T, self._labels[positions], k)
+
+    def _flat_vectors(self) -> np.ndarray | None:
+        """A zero-copy view of the main tier's raw vectors, when it stores them (Flat, HNSW)."""
+        concrete = faiss.downcast_index(self.main)
+        storage = (
+            faiss.downcast_index(concrete.storage) if hasattr(concrete, "storage") else concrete
+        )
+        if not isinstance(storage, faiss.IndexFlat) or storage.ntotal == 0:
+            return None
+        flat = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * self.dimension)
+        view: np.ndarray = np.asarray(flat).view(np.float32).reshape(storage.ntotal, self.dimension)
+        return view
 
     def _search_delta(
         self, queries: np.ndarray, k: int, mask: np.ndarray, delta_ids: np.ndarray
@@ -264,7 +292,12 @@ class VectorIndex:
         """Stored vectors of several ids (zeros for absent ones)."""
         out = np.zeros((len(external_ids), self.dimension), dtype=np.float32)
         with self._lock:
+            stored = self._flat_vectors()
             for row, external in enumerate(external_ids):
+                position = self._position.get(int(external))
+                if stored is not None and position is not None and self._alive[position]:
+                    out[row] = stored[position]
+                    continue
                 found = self._find(int(external))
                 if found is not None:
                     tier, position = found
