@@ -14,6 +14,7 @@ without torch in memory.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 import time
@@ -169,11 +170,20 @@ class _Corpus:
         pruned = prune_rows(query)
         if pruned.nnz == 0:
             return np.zeros(0, dtype=np.int64)
-        scores = np.zeros(len(self.int_ids), dtype=np.float32)
-        for matrix, offset in ((self.postings_main, 0), (self.postings_delta(), self.n_main)):
-            if matrix.shape[1]:
-                part = (pruned @ matrix).toarray().ravel()
-                scores[offset : offset + len(part)] = part
+        scores = np.zeros(len(self.int_ids), dtype=np.float64)
+        for postings, offset in ((self.postings_main, 0), (self.postings_delta(), self.n_main)):
+            if postings.shape[1] == 0:
+                continue
+            # walk the posting lists of the query's n-grams: one bincount, no sparse product
+            starts = postings.indptr[pruned.indices]
+            stops = postings.indptr[pruned.indices + 1]
+            lengths = stops - starts
+            if not lengths.sum():
+                continue
+            take = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
+            weights = postings.data[take] * np.repeat(pruned.data, lengths)
+            part = np.bincount(postings.indices[take], weights=weights, minlength=postings.shape[1])
+            scores[offset : offset + len(part)] += part
         scores[~mask] = 0.0
         hits = np.flatnonzero(scores > 0)
         if len(hits) > n:
@@ -583,9 +593,10 @@ class Engine:
             negative_vectors = self.snapshot.index.vectors([int_id(i) for i in negative])
             vector = vector - NEGATIVE_WEIGHT * negative_vectors.mean(axis=0)
         vector = _unit(vector)
-        stacked = sp.vstack([corpus.lexical_row(r) for r in rows])
-        lexical = sp.csr_matrix(sp.diags(weights) @ stacked).sum(axis=0)
-        lexical_row = sp.csr_matrix(lexical / max(float(np.linalg.norm(lexical)), 1e-12))
+        stacked = sp.vstack([corpus.lexical_row(r) for r in rows]).tocsr()
+        lexical_row = sp.csr_matrix(sp.csr_matrix(weights[None, :]) @ stacked)  # stays sparse
+        norm = float(np.sqrt(lexical_row.multiply(lexical_row).sum()))
+        lexical_row = lexical_row / max(norm, 1e-12)
         langs = Counter(corpus.langs[r] for r in rows)
         stamps = corpus.published_ts[rows]
         reference = float(np.nanmax(stamps)) if not np.isnan(stamps).all() else None
@@ -670,19 +681,20 @@ class Engine:
         wanted = [keys[i] for i in [*ranked.main, *ranked.other_languages]]
         articles = self._articles(wanted)
         lexical_model: LexicalModel = self.snapshot.lexical
+        query_words = lexical_model.words_of(query.text)
 
         def item(position: int) -> RelatedItem | None:
             a = articles.get(keys[position])
             if a is None:
                 return None
-            candidate_text = self.recipe.text(a.title, a.lead, a.body)
+            candidate_text = _recipe_text(self.recipe, a.title, a.lead, a.body)
             return RelatedItem(
                 id=a.id,
                 score=float(ranked.scores[position]),
                 article=a,
                 dense_score=float(pool.dense[position]),
                 lexical_score=float(pool.lexical[position]),
-                key_terms=tuple(lexical_model.key_terms(query.text, candidate_text)),
+                key_terms=tuple(lexical_model.key_terms(query_words, candidate_text)),
                 relation=time_relation(float(pool.published_ts[position]), query.reference_ts),
                 folded=ranked.folded.get(position, 0),
             )
@@ -706,6 +718,12 @@ class Engine:
             "by_source": counts(corpus.sources),
             "by_section": counts(corpus.sections),
         }
+
+
+@functools.lru_cache(maxsize=4096)
+def _recipe_text(recipe: TextRecipe, title: str, lead: str, body: str) -> str:
+    # results repeat across requests: clean each article's text once
+    return recipe.text(title, lead, body)
 
 
 def _check_k(k: int) -> None:

@@ -11,6 +11,7 @@ Key terms for explanations are whole words (clitics stripped) weighted the same 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -104,15 +105,18 @@ def word_stem(word: str) -> str:
     return word
 
 
+@functools.lru_cache(maxsize=200_000)
+def _word_key(surface: str) -> str:
+    return word_stem(normalize_for_lexical(surface))
+
+
 def words(text: str) -> dict[str, str]:
     """Stemmed key -> first surface form, for the words of a text (3+ letters, no numbers)."""
     found: dict[str, str] = {}
-    for match in _WORD.finditer(text):
-        surface = match.group(0)
+    for surface in _WORD.findall(text):
         if _DIGITS.match(surface):
             continue
-        key = word_stem(normalize_for_lexical(surface))
-        found.setdefault(key, surface)
+        found.setdefault(_word_key(surface), surface)
     return found
 
 
@@ -163,9 +167,19 @@ class LexicalModel:
         result: sp.csr_matrix = sp.diags(1.0 / norms).astype(np.float32) @ weighted
         return result.tocsr()
 
-    def key_terms(self, query_text: str, candidate_text: str, limit: int = 5) -> list[str]:
-        """Shared words of two texts, rarest in the corpus first (as written in the candidate)."""
-        query_words = words(query_text[:MAX_LEXICAL_CHARS])
+    @staticmethod
+    def words_of(text: str) -> dict[str, str]:
+        """The words of a text as ``key_terms`` compares them (compute once per query)."""
+        return words(text[:MAX_LEXICAL_CHARS])
+
+    def key_terms(
+        self, query: str | dict[str, str], candidate_text: str, limit: int = 5
+    ) -> list[str]:
+        """Shared words of two texts, rarest in the corpus first (as written in the candidate).
+
+        ``query`` is a text or what ``words_of`` returned for it.
+        """
+        query_words = query if isinstance(query, dict) else self.words_of(query)
         candidate_words = words(candidate_text[:MAX_LEXICAL_CHARS])
         shared = [k for k in candidate_words if k in query_words and k not in _STOPWORDS_KEYS]
         shared.sort(key=lambda k: -float(self.word_idf[_hash_word(k)]))

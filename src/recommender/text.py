@@ -99,6 +99,10 @@ def truncate(text: str, max_units: int) -> str:
     """At most ``max_units`` (see ``text_units``), cut at a word boundary when one is near."""
     if len(text) <= max_units // WIDE_CHAR_WEIGHT or text_units(text) <= max_units:
         return text
+    if not _WIDE.search(text, 0, max_units):
+        cut = text[:max_units]  # no wide characters in reach: plain character count
+        space = cut.rfind(" ")
+        return cut[:space] if space > len(cut) * 0.7 else cut
     used, end = 0, 0
     for end, char in enumerate(text):  # noqa: B007 - end is used after the loop
         used += WIDE_CHAR_WEIGHT if _WIDE.match(char) else 1
