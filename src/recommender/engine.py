@@ -156,13 +156,26 @@ class _Corpus:
     def lexical_scores(self, rows: list[int], query: sp.csr_matrix) -> np.ndarray:
         """Lexical cosine of the query with each row."""
         out = np.zeros(len(rows), dtype=np.float64)
+        query = query.tocsr()
+        order = np.argsort(query.indices)
+        q_indices, q_data = query.indices[order], query.data[order]
+        if not len(q_indices):
+            return out
         main = [(i, r) for i, r in enumerate(rows) if r < self.n_main]
         delta = [(i, r - self.n_main) for i, r in enumerate(rows) if r >= self.n_main]
         for part, matrix in ((main, self.lexical_main), (delta, self.lexical_delta)):
-            if part:
-                positions, selected = zip(*part, strict=True)
-                scores = (matrix[list(selected)] @ query.T).toarray().ravel()
-                out[list(positions)] = scores
+            if not part:
+                continue
+            positions, selected = zip(*part, strict=True)
+            block = matrix[list(selected)]
+            # sparse dot products against the query's sorted n-grams (no O(features) transpose)
+            at = np.minimum(np.searchsorted(q_indices, block.indices), len(q_indices) - 1)
+            hit = q_indices[at] == block.indices
+            products = np.where(hit, block.data * q_data[at], 0.0)
+            row_of_entry = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
+            out[list(positions)] = np.bincount(
+                row_of_entry, weights=products, minlength=block.shape[0]
+            )
         return out
 
     def lexical_candidates(self, query: sp.csr_matrix, mask: np.ndarray, n: int) -> np.ndarray:

@@ -188,17 +188,20 @@ def collapse(
     order: list[int], vectors: np.ndarray, threshold: float
 ) -> tuple[list[int], dict[int, int]]:
     """Keep the best of each group of near-identical stories; count what was folded into it."""
-    kept: list[int] = []
+    if not order:
+        return [], {}
+    similarity = vectors[order] @ vectors[order].T  # one product instead of one per candidate
+    kept: list[int] = []  # positions into ``order``
     folded: dict[int, int] = {}
-    for i in order:
+    for position in range(len(order)):
         if kept:
-            similarity = vectors[kept] @ vectors[i]
-            j = int(np.argmax(similarity))
-            if similarity[j] >= threshold:
-                folded[kept[j]] = folded.get(kept[j], 0) + 1
+            row = similarity[position, kept]
+            j = int(np.argmax(row))
+            if row[j] >= threshold:
+                folded[order[kept[j]]] = folded.get(order[kept[j]], 0) + 1
                 continue
-        kept.append(i)
-    return kept, folded
+        kept.append(position)
+    return [order[p] for p in kept], folded
 
 
 def mmr(order: list[int], scores: np.ndarray, vectors: np.ndarray, lam: float, k: int) -> list[int]:
