@@ -157,10 +157,11 @@ class _Corpus:
         """Lexical cosine of the query with each row."""
         out = np.zeros(len(rows), dtype=np.float64)
         query = query.tocsr()
-        order = np.argsort(query.indices)
-        q_indices, q_data = query.indices[order], query.data[order]
-        if not len(q_indices):
+        if not query.nnz:
             return out
+        # the query as a dense lookup table over the hashed n-gram space (4 MiB, no transpose)
+        lookup = np.zeros(query.shape[1], dtype=np.float32)
+        lookup[query.indices] = query.data
         main = [(i, r) for i, r in enumerate(rows) if r < self.n_main]
         delta = [(i, r - self.n_main) for i, r in enumerate(rows) if r >= self.n_main]
         for part, matrix in ((main, self.lexical_main), (delta, self.lexical_delta)):
@@ -168,10 +169,7 @@ class _Corpus:
                 continue
             positions, selected = zip(*part, strict=True)
             block = matrix[list(selected)]
-            # sparse dot products against the query's sorted n-grams (no O(features) transpose)
-            at = np.minimum(np.searchsorted(q_indices, block.indices), len(q_indices) - 1)
-            hit = q_indices[at] == block.indices
-            products = np.where(hit, block.data * q_data[at], 0.0)
+            products = block.data * lookup[block.indices]
             row_of_entry = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
             out[list(positions)] = np.bincount(
                 row_of_entry, weights=products, minlength=block.shape[0]
