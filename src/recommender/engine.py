@@ -150,6 +150,7 @@ class _Corpus:
         self.lexical_main: sp.csr_matrix = snapshot.lexical_matrix
         # n-gram -> documents: the inverted index for lexical candidates
         self.postings_main: sp.csr_matrix = self.lexical_main.T.tocsr()
+        self._postings_delta: sp.csr_matrix | None = None
         self.lexical_delta: sp.csr_matrix = sp.csr_matrix((0, self.lexical_main.shape[1]))
         self.row_of = {int(i): row for row, i in enumerate(self.int_ids)}
 
@@ -182,9 +183,10 @@ class _Corpus:
         if pruned.nnz == 0:
             return np.zeros(0, dtype=np.int64)
         scores = np.zeros(len(self.int_ids), dtype=np.float64)
-        for postings, offset in ((self.postings_main, 0), (self.postings_delta(), self.n_main)):
-            if postings.shape[1] == 0:
-                continue
+        tiers = [(self.postings_main, 0)]
+        if self.lexical_delta.shape[0]:
+            tiers.append((self.postings_delta(), self.n_main))
+        for postings, offset in tiers:
             # walk the posting lists of the query's n-grams: one bincount, no sparse product
             starts = postings.indptr[pruned.indices]
             stops = postings.indptr[pruned.indices + 1]
@@ -202,8 +204,10 @@ class _Corpus:
         return hits[np.argsort(-scores[hits], kind="stable")]
 
     def postings_delta(self) -> sp.csr_matrix:
-        """Inverted index of the rows added in real time (small; built per query)."""
-        return self.lexical_delta.T.tocsr()
+        """Inverted index of the rows added in real time (built once per change)."""
+        if self._postings_delta is None:
+            self._postings_delta = self.lexical_delta.T.tocsr()
+        return self._postings_delta
 
     def lexical_row(self, row: int) -> sp.csr_matrix:
         """The lexical vector of one row."""
@@ -239,6 +243,7 @@ class _Corpus:
             new.published_ts = np.concatenate([self.published_ts, stamps])
             new.alive = np.concatenate([new.alive, np.ones(len(added), dtype=bool)])
             new.lexical_delta = sp.vstack([self.lexical_delta, *(a[2] for a in added)]).tocsr()
+            new._postings_delta = None
             for offset, (key, _, _) in enumerate(added):
                 new.row_of[key] = start + offset
         return new
