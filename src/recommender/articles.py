@@ -96,6 +96,16 @@ def parse_datetime(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def parse_date_field(value: str | None, field: str) -> datetime | None:
+    """An optional ISO 8601 argument: None or "" means unset; a bad one names ``field``."""
+    if not value:
+        return None
+    try:
+        return parse_datetime(value)
+    except ValueError:
+        raise InvalidInputError(f"{value!r} is not an ISO 8601 date", field=field) from None
+
+
 def _text_field(record: dict[str, Any], name: str) -> str:
     value = record.get(name)
     if value is None:

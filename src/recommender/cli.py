@@ -119,23 +119,15 @@ def _add_filter_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _filters_from_args(args: argparse.Namespace) -> Any:
-    from recommender.articles import parse_datetime
+    from recommender.articles import parse_date_field
     from recommender.ranking import Filters
-
-    def when(value: str | None, name: str) -> Any:
-        if value is None:
-            return None
-        try:
-            return parse_datetime(value)
-        except ValueError:
-            raise InvalidInputError(f"{value!r} is not an ISO 8601 date", field=name) from None
 
     return Filters(
         langs=tuple(args.lang),
         sections=tuple(args.section),
         sources=tuple(args.source),
-        published_after=when(args.after, "after"),
-        published_before=when(args.before, "before"),
+        published_after=parse_date_field(args.after, "after"),
+        published_before=parse_date_field(args.before, "before"),
         exclude_ids=tuple(args.exclude),
     )
 
@@ -176,18 +168,8 @@ def _cmd_related_remote(args: argparse.Namespace) -> int:
     return 0
 
 
-def _date_arg(value: str | None, name: str) -> Any:
-    from recommender.articles import parse_datetime
-
-    if value is None:
-        return None
-    try:
-        return parse_datetime(value)
-    except ValueError:
-        raise InvalidInputError(f"{value!r} is not an ISO 8601 date", field=name) from None
-
-
 def _cmd_related(args: argparse.Namespace) -> int:
+    from recommender.articles import parse_date_field
     from recommender.engine import Engine
 
     if args.server:
@@ -204,7 +186,7 @@ def _cmd_related(args: argparse.Namespace) -> int:
             k=args.k,
             filters=_filters_from_args(args),
             options=_options_from_args(args),
-            published_at=_date_arg(args.published_at, "published_at"),
+            published_at=parse_date_field(args.published_at, "published_at"),
         )
     finally:
         engine.close()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
-from recommender.articles import Article, article_from_record, parse_datetime
+from recommender.articles import Article, article_from_record, parse_date_field
 from recommender.engine import RelatedItem, RelatedResponse
 from recommender.errors import InvalidInputError
 from recommender.ranking import Filters, RankingOptions
@@ -20,24 +19,14 @@ _RELATIONS = {
 }
 
 
-def date_from_pb(value: str, field: str) -> datetime | None:
-    """An ISO 8601 date field; empty means unset. Errors name the field."""
-    if not value:
-        return None
-    try:
-        return parse_datetime(value)
-    except ValueError:
-        raise InvalidInputError(f"{value!r} is not an ISO 8601 date", field=field) from None
-
-
 def filters_from_pb(message: pb.Filters) -> Filters:
     """Domain filters from the request message (dates parsed, naming the field if bad)."""
     return Filters(
         langs=tuple(message.langs),
         sections=tuple(message.sections),
         sources=tuple(message.sources),
-        published_after=date_from_pb(message.published_after, "filters.published_after"),
-        published_before=date_from_pb(message.published_before, "filters.published_before"),
+        published_after=parse_date_field(message.published_after, "filters.published_after"),
+        published_before=parse_date_field(message.published_before, "filters.published_before"),
         exclude_ids=tuple(message.exclude_ids),
     )
 

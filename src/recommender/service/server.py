@@ -23,6 +23,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from recommender.articles import parse_date_field
 from recommender.engine import MAX_K, Engine
 from recommender.errors import InvalidInputError
 from recommender.service import convert
@@ -85,7 +86,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             filters=convert.filters_from_pb(request.filters),
             options=convert.options_from_pb(request.options),
             lang=request.lang or None,
-            published_at=convert.date_from_pb(request.published_at, "published_at"),
+            published_at=parse_date_field(request.published_at, "published_at"),
             **kwargs,
         )
         return convert.response_to_pb(response, self._snapshot_name())
