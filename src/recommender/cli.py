@@ -88,24 +88,16 @@ def _add_ranking_args(parser: argparse.ArgumentParser) -> None:
 def _options_from_args(args: argparse.Namespace) -> Any:
     from recommender.ranking import RankingOptions
 
-    values: dict[str, Any] = {}
-    if args.dense_weight is not None:
-        values["dense_weight"] = args.dense_weight
-    if args.no_recency:
-        values["recency_half_life_days"] = None
-    elif args.recency_half_life is not None:
-        values["recency_half_life_days"] = args.recency_half_life
-    if args.no_dedup:
-        values["dedup_threshold"] = None
-    elif args.dedup_threshold is not None:
-        values["dedup_threshold"] = args.dedup_threshold
-    if args.mmr_lambda is not None:
-        values["mmr_lambda"] = args.mmr_lambda
-    if args.max_per_source is not None:
-        values["max_per_source"] = args.max_per_source
-    if args.no_other_languages:
-        values["other_languages"] = False
-    return RankingOptions(**values)
+    return RankingOptions.from_overrides(
+        dense_weight=args.dense_weight,
+        recency_half_life_days=args.recency_half_life,
+        no_recency=args.no_recency,
+        dedup_threshold=args.dedup_threshold,
+        no_dedup=args.no_dedup,
+        mmr_lambda=args.mmr_lambda,
+        max_per_source=args.max_per_source,
+        no_other_languages=args.no_other_languages,
+    )
 
 
 def _add_filter_args(parser: argparse.ArgumentParser) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -92,6 +93,40 @@ class RankingOptions:
             raise InvalidInputError("must be at least 1", field="options.max_per_source")
         if self.candidates < 1:
             raise InvalidInputError("must be at least 1", field="options.candidates")
+
+    @classmethod
+    def from_overrides(
+        cls,
+        *,
+        dense_weight: float | None = None,
+        recency_half_life_days: float | None = None,
+        no_recency: bool = False,
+        dedup_threshold: float | None = None,
+        no_dedup: bool = False,
+        mmr_lambda: float | None = None,
+        max_per_source: int | None = None,
+        no_other_languages: bool = False,
+    ) -> RankingOptions:
+        """Options from a caller's overrides: None keeps the measured default, and a
+        ``no_*`` switch wins over the value it switches off (CLI flags, API fields)."""
+        values: dict[str, Any] = {}
+        if dense_weight is not None:
+            values["dense_weight"] = dense_weight
+        if no_recency:
+            values["recency_half_life_days"] = None
+        elif recency_half_life_days is not None:
+            values["recency_half_life_days"] = recency_half_life_days
+        if no_dedup:
+            values["dedup_threshold"] = None
+        elif dedup_threshold is not None:
+            values["dedup_threshold"] = dedup_threshold
+        if mmr_lambda is not None:
+            values["mmr_lambda"] = mmr_lambda
+        if max_per_source is not None:
+            values["max_per_source"] = max_per_source
+        if no_other_languages:
+            values["other_languages"] = False
+        return cls(**values)
 
 
 @dataclass

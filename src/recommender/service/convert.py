@@ -33,24 +33,20 @@ def filters_from_pb(message: pb.Filters) -> Filters:
 
 def options_from_pb(message: pb.RankingOptions) -> RankingOptions:
     """Domain options: unset fields keep the measured defaults."""
-    values: dict[str, Any] = {}
-    if message.HasField("dense_weight"):
-        values["dense_weight"] = message.dense_weight
-    if message.HasField("no_recency") and message.no_recency:
-        values["recency_half_life_days"] = None
-    elif message.HasField("recency_half_life_days"):
-        values["recency_half_life_days"] = message.recency_half_life_days
-    if message.HasField("no_dedup") and message.no_dedup:
-        values["dedup_threshold"] = None
-    elif message.HasField("dedup_threshold"):
-        values["dedup_threshold"] = message.dedup_threshold
-    if message.HasField("mmr_lambda"):
-        values["mmr_lambda"] = message.mmr_lambda
-    if message.HasField("max_per_source"):
-        values["max_per_source"] = message.max_per_source
-    if message.HasField("no_other_languages") and message.no_other_languages:
-        values["other_languages"] = False
-    return RankingOptions(**values)
+
+    def given(name: str) -> Any:
+        return getattr(message, name) if message.HasField(name) else None
+
+    return RankingOptions.from_overrides(
+        dense_weight=given("dense_weight"),
+        recency_half_life_days=given("recency_half_life_days"),
+        no_recency=bool(given("no_recency")),
+        dedup_threshold=given("dedup_threshold"),
+        no_dedup=bool(given("no_dedup")),
+        mmr_lambda=given("mmr_lambda"),
+        max_per_source=given("max_per_source"),
+        no_other_languages=bool(given("no_other_languages")),
+    )
 
 
 def item_to_pb(item: RelatedItem) -> pb.RelatedItem:
