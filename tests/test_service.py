@@ -282,3 +282,22 @@ def test_an_expired_deadline_is_reported(client):
     with pytest.raises(grpc.RpcError) as error:
         client.stub.Related(pb.RelatedRequest(article_id=SEED, k=10), timeout=0.000001)
     assert error.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def test_cli_related_against_the_server_passes_ranking_options(server, capsys):
+    from recommender.cli import main
+
+    def top(*extra):
+        address = f"127.0.0.1:{server.port}"
+        assert (
+            main(["related", "--server", address, "--id", SEED, "-k", "5", "--json", *extra]) == 0
+        )
+        return [r["id"] for r in json.loads(capsys.readouterr().out)["results"]]
+
+    assert top() != top("--no-recency")  # recency decides the order of the seed's list
+    assert top("--no-recency") == [
+        r.id
+        for r in RecommenderClient(f"127.0.0.1:{server.port}")
+        .related(article_id=SEED, k=5, options=pb.RankingOptions(no_recency=True))
+        .results
+    ]

@@ -136,6 +136,18 @@ def _cmd_related_remote(args: argparse.Namespace) -> int:
         published_before=args.before or "",
         exclude_ids=args.exclude,
     )
+    # the same overrides as a local query; unset fields keep the server's defaults
+    overrides = {
+        "dense_weight": args.dense_weight,
+        "recency_half_life_days": args.recency_half_life,
+        "no_recency": args.no_recency or None,
+        "dedup_threshold": args.dedup_threshold,
+        "no_dedup": args.no_dedup or None,
+        "mmr_lambda": args.mmr_lambda,
+        "max_per_source": args.max_per_source,
+        "no_other_languages": args.no_other_languages or None,
+    }
+    options = pb.RankingOptions(**{k: v for k, v in overrides.items() if v is not None})
     token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else None
     with RecommenderClient(args.server, token=token) as client:
         response = client.related(
@@ -145,6 +157,8 @@ def _cmd_related_remote(args: argparse.Namespace) -> int:
             negative_ids=args.negative or (),
             k=args.k,
             filters=filters,
+            options=options,
+            published_at=args.published_at or "",
         )
     payload = {
         "results": [item_to_dict(r) for r in response.results],

@@ -70,9 +70,12 @@ class RecommenderClient:
         k: int = 10,
         filters: pb.Filters | None = None,
         options: pb.RankingOptions | None = None,
+        published_at: str = "",
     ) -> pb.RelatedResponse:
-        """Related stories by article id, raw text or examples."""
-        request = pb.RelatedRequest(k=k, filters=filters, options=options)
+        """Related stories by article id, raw text (dated by ``published_at``) or examples."""
+        request = pb.RelatedRequest(
+            k=k, filters=filters, options=options, published_at=published_at
+        )
         if article_id is not None:
             request.article_id = article_id
         elif text is not None:
