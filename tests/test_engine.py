@@ -146,3 +146,22 @@ def test_near_duplicate_stories_are_collapsed(tmp_path, model):
     assert not {"dup-a", "dup-b"} <= set(ids(collapsed))
     kept = engine.related(article_id="q", k=3, options=RankingOptions(dedup_threshold=None))
     assert {"dup-a", "dup-b"} <= set(ids(kept))
+
+
+def test_result_cache_answers_repeats_and_keeps_questions_apart(sample_index, model):
+    engine = Engine(sample_index, embedder=Embedder(model=model), result_cache_size=16).load()
+    try:
+        plain = ids(engine.related(article_id=SEED, k=5))
+        english = ids(engine.related(article_id=SEED, k=5, filters=Filters(langs=("en",))))
+        no_recency = RankingOptions(recency_half_life_days=None)
+        undated = ids(engine.related(article_id=SEED, k=5, options=no_recency))
+        assert ids(engine.related(article_id=SEED, k=5)) == plain
+        assert ids(engine.related(article_id=SEED, k=5, filters=Filters(langs=("en",)))) == english
+        assert ids(engine.related(article_id=SEED, k=5, options=no_recency)) == undated
+        assert engine.results.info()["hits"] == 3 and engine.results.info()["misses"] == 3
+        assert english != plain and undated != plain
+        # a list where a tuple belongs is not hashable: answered, just not cached
+        listed = Filters(langs=["en"])  # type: ignore[arg-type]
+        assert ids(engine.related(article_id=SEED, k=5, filters=listed)) == english
+    finally:
+        engine.close()

@@ -54,7 +54,12 @@ def server(sample_index, model, tmp_path_factory):
         auth_token=TOKEN,
         watch_interval=0.3,
     )
-    engine = Engine(index_dir, embedder=Embedder(model=model), writable=True)
+    engine = Engine(
+        index_dir,
+        embedder=Embedder(model=model),
+        writable=True,
+        result_cache_size=config.result_cache,
+    )
     running = create_server(config, engine)
     channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     wait_serving(channel)
@@ -132,6 +137,10 @@ def test_upserted_article_is_returned_by_the_next_related_and_delete_removes_it(
         "source": "sample-arabic-daily",
         "section": "politics",
     }
+    # the same questions asked before the writes: their cached answers must not outlive them
+    before = [r.id for r in client.related(article_id=SEED, k=10).results]
+    client.related(article_id=SEED, k=90)
+    assert "libya-turkey-training-new" not in before
     outcome = writer.upsert([new])
     assert outcome.added == 1
     ids = [r.id for r in client.related(article_id=SEED, k=10).results]
@@ -154,11 +163,24 @@ def test_invalid_upsert_names_the_article_and_field(writer):
     assert error.value.details().startswith("articles[1].lang:")
 
 
-def test_metrics_count_requests(server, client):
+def metric(body: str, name: str) -> float:
+    lines = [line for line in body.splitlines() if line.startswith(name + " ")]
+    assert lines, f"{name} missing from /metrics"
+    return float(lines[0].split()[1])
+
+
+def test_metrics_count_requests_and_result_cache_hits(server, client):
     client.stats()
-    body = urllib.request.urlopen(f"http://127.0.0.1:{server.metrics_port}/metrics").read().decode()
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    body = urllib.request.urlopen(url).read().decode()
     assert 'recommender_requests_total{code="OK",method="Stats"}' in body
     assert "recommender_request_seconds_bucket" in body and "recommender_index_articles" in body
+    hits = metric(body, "recommender_result_cache_hits_total")
+    first = client.related(article_id="qatar-mediation-ar", k=4)
+    again = client.related(article_id="qatar-mediation-ar", k=4)
+    assert [r.id for r in again.results] == [r.id for r in first.results]
+    body = urllib.request.urlopen(url).read().decode()
+    assert metric(body, "recommender_result_cache_hits_total") == hits + 1
 
 
 def test_new_snapshot_is_picked_up_without_restart_and_keeps_real_time_writes(
@@ -166,6 +188,13 @@ def test_new_snapshot_is_picked_up_without_restart_and_keeps_real_time_writes(
 ):
     before = client.stats().snapshot
     writer.upsert([{"id": "written-live", "title": "Malta and Libya sign a new migration deal"}])
+    oil_query = {"article_id": "libya-oil-ports-en", "k": 90}
+
+    def listed() -> set[str]:
+        response = client.related(**oil_query)
+        return {r.id for r in [*response.results, *response.other_languages]}
+
+    assert "batch-new" not in listed()  # asked (and cached) before the reindex
     source = tmp_path / "batch.jsonl"
     source.write_text(
         json.dumps({"id": "batch-new", "title": "Libya reopens its oil ports", "lang": "en"}) + "\n"
@@ -181,6 +210,8 @@ def test_new_snapshot_is_picked_up_without_restart_and_keeps_real_time_writes(
     assert client.stats().snapshot != before
     assert client.get_article("batch-new").title == "Libya reopens its oil ports"
     assert client.get_article("written-live").title.startswith("Malta")
+    # an answer cached before the new snapshot is not served after it
+    assert "batch-new" in listed()
 
 
 def test_serve_command_shuts_down_gracefully_on_sigterm(sample_index, tmp_path):

@@ -281,6 +281,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         tls_cert=Path(args.tls_cert) if args.tls_cert else None,
         tls_key=Path(args.tls_key) if args.tls_key else None,
         workers=args.workers,
+        result_cache=args.result_cache,
     )
     return serve(config)
 
@@ -400,6 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-cert", help="PEM certificate chain")
     serve.add_argument("--tls-key", help="PEM private key")
     serve.add_argument("--workers", type=int, default=16, help="request threads")
+    serve.add_argument(
+        "--result-cache", type=int, default=2048, metavar="N",
+        help="answers to article-id queries kept until the index changes (0: off)",
+    )  # fmt: skip
     serve.set_defaults(handler=_cmd_serve)
 
     inspect = commands.add_parser(

@@ -42,6 +42,7 @@ from recommender.ranking import (
     rank,
     time_relation,
 )
+from recommender.result_cache import ResultCache
 from recommender.snapshot import (
     CACHE_FILE,
     Snapshot,
@@ -120,10 +121,11 @@ class RelatedResponse:
 class _Query:
     vector: np.ndarray
     lexical: sp.csr_matrix
-    text: str
+    text: str  # for key terms; empty when ``text_key`` names the article to read it from
     lang: str
     reference_ts: float | None
     exclude: set[int]
+    text_key: int | None = None
 
 
 class _Corpus:
@@ -160,21 +162,22 @@ class _Corpus:
         query = query.tocsr()
         if not query.nnz:
             return out
-        # the query as a dense lookup table over the hashed n-gram space (4 MiB, no transpose)
-        lookup = np.zeros(query.shape[1], dtype=np.float32)
+        # the query as a dense lookup table over the hashed n-gram space: a sparse matrix by
+        # dense vector product, the fastest form measured. The 4 MiB table is kept per thread
+        # and cleared after use (allocating and zeroing it cost more than the product).
+        lookup = _lookup_table(query.shape[1])
         lookup[query.indices] = query.data
-        main = [(i, r) for i, r in enumerate(rows) if r < self.n_main]
-        delta = [(i, r - self.n_main) for i, r in enumerate(rows) if r >= self.n_main]
-        for part, matrix in ((main, self.lexical_main), (delta, self.lexical_delta)):
-            if not part:
-                continue
-            positions, selected = zip(*part, strict=True)
-            block = matrix[list(selected)]
-            products = block.data * lookup[block.indices]
-            row_of_entry = np.repeat(np.arange(block.shape[0]), np.diff(block.indptr))
-            out[list(positions)] = np.bincount(
-                row_of_entry, weights=products, minlength=block.shape[0]
-            )
+        try:
+            wanted = np.asarray(rows, dtype=np.int64)
+            in_main = wanted < self.n_main
+            for part, matrix, offset in (
+                (in_main, self.lexical_main, 0),
+                (~in_main, self.lexical_delta, self.n_main),
+            ):
+                if part.any():
+                    out[part] = matrix[wanted[part] - offset] @ lookup  # row slicing runs in C
+        finally:
+            lookup[query.indices] = 0.0
         return out
 
     def lexical_candidates(self, query: sp.csr_matrix, mask: np.ndarray, n: int) -> np.ndarray:
@@ -273,9 +276,16 @@ class Engine:
     """
 
     def __init__(
-        self, index_dir: str | Path, *, embedder: Embedder | None = None, writable: bool = False
+        self,
+        index_dir: str | Path,
+        *,
+        embedder: Embedder | None = None,
+        writable: bool = False,
+        result_cache_size: int = 0,
     ) -> None:
         self.index_dir = Path(index_dir)
+        # answers to article-id queries, for the current index generation (0: no cache)
+        self.results: ResultCache[RelatedResponse] = ResultCache(result_cache_size)
         self.writable = writable
         self._embedder = embedder
         self._snapshot: Snapshot | None = None
@@ -308,6 +318,7 @@ class Engine:
             with self._lock:
                 previous = self._snapshot
                 self._snapshot, self._corpus, self._overlay = snapshot, corpus, overlay
+            self.results.invalidate()  # after the new corpus is visible (see ResultCache)
         if previous is not None:
             # requests may still hold the old snapshot: close it once they are surely done
             timer = threading.Timer(30.0, previous.close)
@@ -503,6 +514,7 @@ class Engine:
                 overlay = dict(self._overlay)
                 overlay.update({key: a for key, a, _ in added})
                 self._overlay = overlay
+            self.results.invalidate()
         return outcome
 
     def delete(self, article_ids: Sequence[str]) -> list[str]:
@@ -515,6 +527,7 @@ class Engine:
             with self._lock:
                 self._corpus = self.corpus.with_changes([], live)
                 self._overlay = {k: v for k, v in self._overlay.items() if k not in set(live)}
+            self.results.invalidate()
         return removed
 
     def _writable_store(self) -> ArticleStore:
@@ -551,6 +564,16 @@ class Engine:
             )
         if negative_ids and not positive_ids:
             raise InvalidInputError("negative_ids need positive_ids", field="negative_ids")
+        filters, options = filters or Filters(), options or RankingOptions()
+        cache_key = None
+        if text is None:  # article queries repeat (every page view of a story asks the same)
+            cache_key = _hashable(
+                (article_id, tuple(positive_ids), tuple(negative_ids), k, filters, options)
+            )
+            cached = self.results.get(cache_key) if cache_key is not None else None
+            if cached is not None:
+                return cached
+        generation = self.results.generation
         if article_id is not None:
             query = self._article_query([article_id], [])
         elif text is not None:
@@ -559,7 +582,10 @@ class Engine:
                 query.reference_ts = published_at.timestamp()
         else:
             query = self._article_query(list(positive_ids), list(negative_ids))
-        return self._rank(query, k, filters or Filters(), options or RankingOptions())
+        response = self._rank(query, k, filters, options)
+        if cache_key is not None:
+            self.results.put(cache_key, response, generation)
+        return response
 
     def recommend(
         self,
@@ -609,22 +635,24 @@ class Engine:
             negative_vectors = self.snapshot.index.vectors([int_id(i) for i in negative])
             vector = vector - NEGATIVE_WEIGHT * negative_vectors.mean(axis=0)
         vector = _unit(vector)
-        stacked = sp.vstack([corpus.lexical_row(r) for r in rows]).tocsr()
-        lexical_row = sp.csr_matrix(sp.csr_matrix(weights[None, :]) @ stacked)  # stays sparse
-        norm = float(np.sqrt(lexical_row.multiply(lexical_row).sum()))
-        lexical_row = lexical_row / max(norm, 1e-12)
+        if len(rows) == 1:  # one article: its own (normalised) row
+            lexical_row = corpus.lexical_row(rows[0])
+        else:
+            stacked = sp.vstack([corpus.lexical_row(r) for r in rows]).tocsr()
+            lexical_row = sp.csr_matrix(sp.csr_matrix(weights[None, :]) @ stacked)  # sparse
+            norm = float(np.sqrt(lexical_row.multiply(lexical_row).sum()))
+            lexical_row = lexical_row / max(norm, 1e-12)
         langs = Counter(corpus.langs[r] for r in rows)
         stamps = corpus.published_ts[rows]
         reference = float(np.nanmax(stamps)) if not np.isnan(stamps).all() else None
-        last = self._articles(keys[-1:]).get(keys[-1])
-        text = self.recipe.text(last.title, last.lead, last.body) if last else ""
         return _Query(
             vector=vector,
             lexical=lexical_row,
-            text=text,
+            text="",  # key terms come from the last example, read with the results
             lang=langs.most_common(1)[0][0] if langs else "",
             reference_ts=reference,
             exclude={*keys, *(int_id(i) for i in negative)},
+            text_key=keys[-1],
         )
 
     def _text_query(self, text: str, lang: str | None) -> _Query:
@@ -695,22 +723,29 @@ class Engine:
         self, query: _Query, keys: list[int], pool: CandidatePool, ranked: RankedList
     ) -> RelatedResponse:
         wanted = [keys[i] for i in [*ranked.main, *ranked.other_languages]]
+        if query.text_key is not None:
+            wanted.append(query.text_key)  # one store read for the results and the query
         articles = self._articles(wanted)
         lexical_model: LexicalModel = self.snapshot.lexical
-        query_words = lexical_model.words_of(query.text)
+        recipe = self.recipe
+        source = articles.get(query.text_key) if query.text_key is not None else None
+        if source is not None:
+            query_words = _article_words(recipe, source.title, source.lead, source.body)
+        else:
+            query_words = lexical_model.words_of(query.text)
 
         def item(position: int) -> RelatedItem | None:
             a = articles.get(keys[position])
             if a is None:
                 return None
-            candidate_text = _recipe_text(self.recipe, a.title, a.lead, a.body)
+            candidate_words = _article_words(recipe, a.title, a.lead, a.body)
             return RelatedItem(
                 id=a.id,
                 score=float(ranked.scores[position]),
                 article=a,
                 dense_score=float(pool.dense[position]),
                 lexical_score=float(pool.lexical[position]),
-                key_terms=tuple(lexical_model.key_terms(query_words, candidate_text)),
+                key_terms=tuple(lexical_model.key_terms(query_words, candidate_words)),
                 relation=time_relation(float(pool.published_ts[position]), query.reference_ts),
                 folded=ranked.folded.get(position, 0),
             )
@@ -733,13 +768,35 @@ class Engine:
             "by_lang": counts(corpus.langs),
             "by_source": counts(corpus.sources),
             "by_section": counts(corpus.sections),
+            "result_cache": self.results.info(),
         }
 
 
-@functools.lru_cache(maxsize=4096)
-def _recipe_text(recipe: TextRecipe, title: str, lead: str, body: str) -> str:
-    # results repeat across requests: clean each article's text once
-    return recipe.text(title, lead, body)
+_thread_state = threading.local()
+
+
+def _lookup_table(size: int) -> np.ndarray:
+    """This thread's all-zero float32 table of ``size`` entries (callers clear what they set)."""
+    table: np.ndarray | None = getattr(_thread_state, "lookup", None)
+    if table is None or len(table) != size:
+        table = np.zeros(size, dtype=np.float32)
+        _thread_state.lookup = table
+    return table
+
+
+@functools.lru_cache(maxsize=8192)
+def _article_words(recipe: TextRecipe, title: str, lead: str, body: str) -> dict[str, str]:
+    # results repeat across requests: read each article's words once (callers never mutate)
+    return LexicalModel.words_of(recipe.text(title, lead, body))
+
+
+def _hashable(key: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The key, or None when a caller passed something unhashable (a list in Filters)."""
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
 
 
 def _check_k(k: int) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,16 +108,19 @@ def word_stem(word: str) -> str:
 
 @functools.lru_cache(maxsize=200_000)
 def _word_key(surface: str) -> str:
+    # "" for numbers: one cached lookup per distinct word decides both
+    if _DIGITS.match(surface):
+        return ""
     return word_stem(normalize_for_lexical(surface))
 
 
 def words(text: str) -> dict[str, str]:
     """Stemmed key -> first surface form, for the words of a text (3+ letters, no numbers)."""
     found: dict[str, str] = {}
-    for surface in _WORD.findall(text):
-        if _DIGITS.match(surface):
-            continue
-        found.setdefault(_word_key(surface), surface)
+    for surface in dict.fromkeys(_WORD.findall(text)):  # distinct words, in order
+        key = _word_key(surface)
+        if key:
+            found.setdefault(key, surface)
     return found
 
 
@@ -125,8 +129,6 @@ _STOPWORDS_KEYS = frozenset(word_stem(normalize_for_lexical(w)) for w in _STOPWO
 
 def _hash_word(word: str) -> int:
     # stable across processes (Python's hash() is salted)
-    import zlib
-
     return zlib.crc32(word.encode("utf-8")) % N_FEATURES
 
 
@@ -173,14 +175,16 @@ class LexicalModel:
         return words(text[:MAX_LEXICAL_CHARS])
 
     def key_terms(
-        self, query: str | dict[str, str], candidate_text: str, limit: int = 5
+        self, query: str | dict[str, str], candidate_text: str | dict[str, str], limit: int = 5
     ) -> list[str]:
         """Shared words of two texts, rarest in the corpus first (as written in the candidate).
 
-        ``query`` is a text or what ``words_of`` returned for it.
+        Each text may be given as what ``words_of`` returned for it.
         """
         query_words = query if isinstance(query, dict) else self.words_of(query)
-        candidate_words = words(candidate_text[:MAX_LEXICAL_CHARS])
+        candidate_words = (
+            candidate_text if isinstance(candidate_text, dict) else self.words_of(candidate_text)
+        )
         shared = [k for k in candidate_words if k in query_words and k not in _STOPWORDS_KEYS]
         shared.sort(key=lambda k: -float(self.word_idf[_hash_word(k)]))
         # words in half the corpus or more explain nothing

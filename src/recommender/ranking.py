@@ -226,10 +226,12 @@ def collapse(
     if not order:
         return [], {}
     similarity = vectors[order] @ vectors[order].T  # one product instead of one per candidate
+    # most candidates have no near-identical story before them: those are kept without a look
+    near_earlier = np.tril(similarity >= threshold, -1).any(axis=1).tolist()
     kept: list[int] = []  # positions into ``order``
     folded: dict[int, int] = {}
     for position in range(len(order)):
-        if kept:
+        if kept and near_earlier[position]:
             row = similarity[position, kept]
             j = int(np.argmax(row))
             if row[j] >= threshold:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 # Website requests take milliseconds: resolve that range finely.
 _BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -42,12 +44,40 @@ class Metrics:
         self.requests.labels(method=method, code=code).inc()
         self.latency.labels(method=method).observe(seconds)
 
-    def track(self, index_size: Callable[[], float], snapshot_age: Callable[[], float]) -> None:
-        """Read the gauges from the engine at scrape time."""
+    def track(
+        self,
+        index_size: Callable[[], float],
+        snapshot_age: Callable[[], float],
+        result_cache: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        """Read the gauges (and the result cache's counts) from the engine at scrape time."""
         self.index_size.set_function(index_size)
         self.snapshot_age.set_function(snapshot_age)
+        if result_cache is not None:
+            self.registry.register(_ResultCacheCollector(result_cache))
 
     def serve(self, port: int, address: str = "127.0.0.1") -> int:
         """Expose /metrics over HTTP; returns the port (useful with port 0)."""
         server, _ = start_http_server(port, addr=address, registry=self.registry)
         return int(server.server_port)
+
+
+class _ResultCacheCollector(Collector):
+    """Hits, misses and entries of the engine's result cache, read at scrape time."""
+
+    def __init__(self, info: Callable[[], dict[str, int]]) -> None:
+        self.info = info
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        info = self.info()
+        yield CounterMetricFamily(
+            "recommender_result_cache_hits", "related answers served from the cache",
+            value=info["hits"],
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "recommender_result_cache_misses", "related article queries computed",
+            value=info["misses"],
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "recommender_result_cache_entries", "answers held", value=info["entries"]
+        )

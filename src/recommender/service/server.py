@@ -49,6 +49,7 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     workers: int = 16
+    result_cache: int = 2048  # answers to article-id queries kept per index generation
     watch_interval: float = 2.0
     grace_seconds: float = 5.0
     warm_model: bool = True
@@ -157,7 +158,9 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
 
     Health is NOT_SERVING until the index is loaded, then SERVING.
     """
-    engine = engine or Engine(config.index_dir, writable=True)
+    engine = engine or Engine(
+        config.index_dir, writable=True, result_cache_size=config.result_cache
+    )
     metrics = Metrics()
     interceptor = ServiceInterceptor(metrics, config.auth_token, config.auth_reads)
     server = grpc.server(
@@ -192,6 +195,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
     metrics.track(
         lambda: float(engine.stats()["articles"]) if engine.ready else 0.0,
         lambda: _snapshot_age(engine),
+        engine.results.info,
     )
     metrics_port = metrics.serve(config.metrics_port) if config.metrics_port is not None else None
 
