@@ -7,6 +7,15 @@ reports throughput and p50 / p95 / p99 latency. In the same run, the same load a
 trivial gRPC server that answers every ``Related`` with a constant 10-result response: what
 Python gRPC itself costs here. Writes benchmarks/results/service.json and service.png.
 
+Two kinds of traffic on ANT:
+
+- ``uncached``: the server's result cache off (``--result-cache 0``), ids drawn uniformly
+  from all articles: every request ranks from scratch (the worst case);
+- ``news traffic``: the server as it ships (result cache on, emptied at start), ids drawn
+  with Zipf popularity (rank r asked with weight 1/r^s, s=1 by default, ranks shuffled over
+  all articles), as page views of a news site concentrate on few stories. The cache's hit
+  rate is read from the server's /metrics and reported.
+
     .venv/bin/python benchmarks/bench_service.py [--duration 10] [--concurrency 1 4 16 64]
 """
 
@@ -14,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing
 import os
@@ -22,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -69,8 +80,18 @@ def run_trivial_server(port_file: str) -> None:
 # -- load generation ------------------------------------------------------------------------
 
 
-def client_process(address: str, ids: list[str], in_flight: int, duration: float, out: Any) -> None:
-    """``in_flight`` concurrent Related calls for ``duration`` seconds; sends latencies (s)."""
+def client_process(
+    address: str,
+    ids: list[str],
+    weights: list[float] | None,
+    in_flight: int,
+    duration: float,
+    out: Any,
+) -> None:
+    """``in_flight`` concurrent Related calls for ``duration`` seconds; sends latencies (s).
+
+    Ids are drawn with ``weights`` (uniformly when None).
+    """
     import grpc
 
     from recommender.v1 import recommender_pb2 as pb
@@ -84,11 +105,16 @@ def client_process(address: str, ids: list[str], in_flight: int, duration: float
             errors = 0
             end = time.perf_counter() + duration
             rng = random.Random(os.getpid())
+            cumulative = list(itertools.accumulate(weights)) if weights else None
 
             async def worker() -> None:
                 nonlocal errors
                 while time.perf_counter() < end:
-                    request = pb.RelatedRequest(article_id=rng.choice(ids), k=10)
+                    if cumulative is None:
+                        article_id = rng.choice(ids)
+                    else:
+                        article_id = rng.choices(ids, cum_weights=cumulative)[0]
+                    request = pb.RelatedRequest(article_id=article_id, k=10)
                     started = time.perf_counter()
                     try:
                         await stub.Related(request, timeout=10)
@@ -104,7 +130,12 @@ def client_process(address: str, ids: list[str], in_flight: int, duration: float
 
 
 def drive(
-    address: str, ids: list[str], concurrency: int, duration: float, processes: int
+    address: str,
+    ids: list[str],
+    weights: list[float] | None,
+    concurrency: int,
+    duration: float,
+    processes: int,
 ) -> dict[str, Any]:
     processes = max(1, min(processes, concurrency))
     shares = [
@@ -114,7 +145,7 @@ def drive(
     queue: Any = multiprocessing.get_context("spawn").Queue()
     workers = [
         multiprocessing.get_context("spawn").Process(
-            target=client_process, args=(address, ids, share, duration, queue)
+            target=client_process, args=(address, ids, weights, share, duration, queue)
         )
         for share in shares
     ]
@@ -144,10 +175,14 @@ def drive(
 # -- servers --------------------------------------------------------------------------------
 
 
-def start_engine_server(index_dir: Path) -> tuple[subprocess.Popen[str], str]:
+def start_engine_server(
+    index_dir: Path, result_cache: int
+) -> tuple[subprocess.Popen[str], str, str]:
+    """``recommender serve`` on a free port; returns the process, its address and metrics URL."""
     process = subprocess.Popen(
         [sys.executable, "-m", "recommender", "serve", "--index-dir", str(index_dir),
-         "--address", "127.0.0.1:0", "--metrics-port", "-1"],
+         "--address", "127.0.0.1:0", "--metrics-port", "0",
+         "--result-cache", str(result_cache)],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert process.stderr is not None
@@ -156,9 +191,21 @@ def start_engine_server(index_dir: Path) -> tuple[subprocess.Popen[str], str]:
         process.kill()
         raise RuntimeError(f"server did not start: {line}")
     port = line.split("listening on 127.0.0.1:")[1].split(",")[0].split()[0]
+    metrics_port = line.split("metrics on :")[1].split("/")[0]
     address = f"127.0.0.1:{port}"
     wait_serving(address)
-    return process, address
+    return process, address, f"http://127.0.0.1:{metrics_port}/metrics"
+
+
+def cache_counts(metrics_url: str) -> tuple[float, float]:
+    """The server's result-cache hits and misses so far."""
+    body = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
+    values = {}
+    for line in body.splitlines():
+        for name in ("hits", "misses"):
+            if line.startswith(f"recommender_result_cache_{name}_total "):
+                values[name] = float(line.split()[1])
+    return values.get("hits", 0.0), values.get("misses", 0.0)
 
 
 def wait_serving(address: str, timeout: float = 180.0) -> None:
@@ -190,14 +237,19 @@ def sample_index(tmp: Path) -> Path:
     return index_dir
 
 
-def article_ids(index_dir: Path, limit: int = 2000) -> list[str]:
+def article_ids(index_dir: Path) -> list[str]:
+    """Every article id of the index, shuffled (the order is the popularity rank for Zipf)."""
     from recommender.snapshot import load_snapshot
 
     snapshot = load_snapshot(index_dir)
     ids = [row[1] for row in snapshot.store.facets()]
     snapshot.close()
     random.Random(0).shuffle(ids)
-    return ids[:limit]
+    return ids
+
+
+def zipf_weights(n: int, exponent: float) -> list[float]:
+    return [1.0 / (rank**exponent) for rank in range(1, n + 1)]
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -235,6 +287,12 @@ def main() -> int:
     parser.add_argument("--processes", type=int, default=4, help="client processes at most")
     parser.add_argument("--ant-index", type=Path, default=ROOT / "var" / "ant")
     parser.add_argument(
+        "--zipf", type=float, default=1.0, help="popularity exponent of the news-traffic run"
+    )
+    parser.add_argument(
+        "--result-cache", type=int, default=2048, help="cache size of the news-traffic run"
+    )
+    parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "service.json"
     )
     args = parser.parse_args()
@@ -249,21 +307,37 @@ def main() -> int:
         while not port_file.exists():
             time.sleep(0.05)
         trivial_address = f"127.0.0.1:{port_file.read_text()}"
-        targets: list[tuple[str, Path | None]] = [("trivial server", None)]
-        targets.append(("sample corpus (91)", sample_index(Path(tmp))))
+        # (name, index, server's result cache size, Zipf exponent or None for uniform ids)
+        targets: list[tuple[str, Path | None, int, float | None]] = [
+            ("trivial server", None, 0, None),
+            ("sample corpus (91), uncached", sample_index(Path(tmp)), 0, None),
+        ]
         if (args.ant_index / "CURRENT").is_file():
-            targets.append(("ANT + sample (31.6k)", args.ant_index))
-        for name, index_dir in targets:
-            process = None
+            targets.append(("ANT + sample (31.6k), uncached", args.ant_index, 0, None))
+            targets.append((
+                f"ANT + sample (31.6k), news traffic (Zipf {args.zipf:g}, cache "
+                f"{args.result_cache})", args.ant_index, args.result_cache, args.zipf,
+            ))  # fmt: skip
+        for name, index_dir, cache_size, zipf in targets:
+            process = metrics_url = None
+            weights = None
             if index_dir is None:
                 address, ids = trivial_address, ["x"]
             else:
-                process, address = start_engine_server(index_dir)
+                process, address, metrics_url = start_engine_server(index_dir, cache_size)
                 ids = article_ids(index_dir)
+                weights = zipf_weights(len(ids), zipf) if zipf is not None else None
             try:
                 for concurrency in args.concurrency:
-                    row = {"target": name, **drive(address, ids, concurrency, args.duration,
-                                                   args.processes)}  # fmt: skip
+                    before = cache_counts(metrics_url) if metrics_url else (0.0, 0.0)
+                    measured = drive(address, ids, weights, concurrency, args.duration,
+                                     args.processes)  # fmt: skip
+                    row: dict[str, Any] = {"target": name, "result_cache": cache_size, **measured}
+                    if metrics_url and cache_size:
+                        hits, misses = (
+                            a - b for a, b in zip(cache_counts(metrics_url), before, strict=True)
+                        )
+                        row["cache_hit_rate"] = round(hits / max(1.0, hits + misses), 3)
                     print(json.dumps(row, ensure_ascii=False), flush=True)
                     rows.append(row)
             finally:

@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 from recommender.articles import parse_date_field
 from recommender.engine import MAX_K, Engine
 from recommender.errors import InvalidInputError
+from recommender.index import SERVING_THREADS, set_threads
 from recommender.service import convert
 from recommender.service.interceptors import ServiceInterceptor
 from recommender.service.metrics import Metrics
@@ -164,7 +165,14 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
     metrics = Metrics()
     interceptor = ServiceInterceptor(metrics, config.auth_token, config.auth_reads)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="rpc"),
+        futures.ThreadPoolExecutor(
+            max_workers=config.workers,
+            thread_name_prefix="rpc",
+            # OpenMP's thread count is per thread: each request thread sets its own, or FAISS
+            # would start (and spin) a team per request thread
+            initializer=set_threads,
+            initargs=(SERVING_THREADS,),
+        ),
         interceptors=[interceptor],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
