@@ -316,8 +316,11 @@ class Runner:
             exact.add(self.data[allowed])
             truth = allowed[exact.search(self.queries, K)[1]]
 
-            def search(q: np.ndarray, a: np.ndarray = allowed) -> np.ndarray:
-                return index.search(q, K, allowed=a).ids
+            mask = np.zeros(len(ids), dtype=bool)
+            mask[allowed] = True  # the engine passes its filter as a mask over positions
+
+            def search(q: np.ndarray, m: np.ndarray = mask) -> np.ndarray:
+                return index.search(q, K, main_mask=m).ids
 
             found = np.vstack([search(q[None, :]) for q in self.queries[:200]])
             faiss.omp_set_num_threads(engine_index.SERVING_THREADS)

@@ -69,7 +69,10 @@ def run_trivial_server(port_file: str) -> None:
         def Related(self, request: Any, context: Any) -> Any:
             return constant
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    from recommender.config import DEFAULT_SERVER_WORKERS
+
+    # the same request threads as `recommender serve` by default
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=DEFAULT_SERVER_WORKERS))
     pb_grpc.add_RecommenderServicer_to_server(Trivial(), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
@@ -290,7 +293,10 @@ def main() -> int:
         "--zipf", type=float, default=1.0, help="popularity exponent of the news-traffic run"
     )
     parser.add_argument(
-        "--result-cache", type=int, default=2048, help="cache size of the news-traffic run"
+        "--result-cache", type=int, default=8192, help="cache size of the news-traffic run"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=30.0, help="seconds of traffic before a cached run"
     )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "service.json"
@@ -328,6 +334,12 @@ def main() -> int:
                 ids = article_ids(index_dir)
                 weights = zipf_weights(len(ids), zipf) if zipf is not None else None
             try:
+                if cache_size and metrics_url:
+                    # a site's cache has seen its traffic for a while: measure the steady state
+                    warm = drive(address, ids, weights, 16, args.warmup, args.processes)
+                    hits, misses = cache_counts(metrics_url)
+                    print(f"warm-up {args.warmup:.0f} s: {warm['requests']} requests, "
+                          f"hit rate {hits / max(1.0, hits + misses):.3f}", flush=True)  # fmt: skip
                 for concurrency in args.concurrency:
                     before = cache_counts(metrics_url) if metrics_url else (0.0, 0.0)
                     measured = drive(address, ids, weights, concurrency, args.duration,
@@ -356,7 +368,7 @@ def main() -> int:
             row["throughput_rps"] / base["throughput_rps"], 3
         )
     payload = {
-        "machine": machine_info(duration_s=args.duration),
+        "machine": machine_info(duration_s=args.duration, warmup_s=args.warmup),
         "rows": rows,
         "throughput_ratio_to_trivial": ratios,
     }

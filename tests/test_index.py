@@ -70,6 +70,24 @@ def test_filtered_search_returns_k_allowed_results_even_when_very_selective(data
     np.testing.assert_array_equal(result.ids, exact.ids)
 
 
+@pytest.mark.parametrize("share", [0.5, 0.002])
+def test_a_mask_over_main_positions_filters_like_the_allowed_ids(data, share):
+    ids, vectors, queries, _ = data
+    index = VectorIndex.build(ids, vectors, "HNSW32,Flat")
+    index.add(np.array([99]), vectors[:1])  # a real-time (delta) vector, allowed by id
+    mask = np.random.default_rng(4).random(len(ids)) < share
+    allowed = np.concatenate([ids[mask], [99]])
+    by_ids = index.search(queries[:20], 10, allowed=allowed)
+    by_mask = index.search(queries[:20], 10, allowed=np.array([99]), main_mask=mask)
+    np.testing.assert_array_equal(by_mask.ids, by_ids.ids)
+    assert set(by_mask.ids.ravel()) <= set(allowed)
+    # without ids, the mask alone leaves the delta tier out
+    assert 99 not in index.search(vectors[:1], 10, main_mask=mask).ids
+    with pytest.raises(InvalidInputError, match="entries") as error:
+        index.search(queries[:1], 10, main_mask=mask[:-1])
+    assert error.value.field == "main_mask"
+
+
 def test_save_and_load_memory_mapped(tmp_path, data):
     ids, vectors, queries, exact = data
     VectorIndex.build(ids, vectors, "Flat").save(tmp_path)

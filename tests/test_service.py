@@ -145,6 +145,12 @@ def test_upserted_article_is_returned_by_the_next_related_and_delete_removes_it(
     assert outcome.added == 1
     ids = [r.id for r in client.related(article_id=SEED, k=10).results]
     assert "libya-turkey-training-new" in ids
+    # filtered queries see real-time writes too (they live in the index's delta tier)
+    arabic = client.related(article_id=SEED, k=10, filters=pb.Filters(langs=["ar"])).results
+    assert "libya-turkey-training-new" in [r.id for r in arabic]
+    assert {r.lang for r in arabic} == {"ar"}
+    english = client.related(article_id=SEED, k=90, filters=pb.Filters(langs=["en"])).results
+    assert "libya-turkey-training-new" not in [r.id for r in english]
     assert client.get_article("libya-turkey-training-new").title == new["title"]
     assert client.related(article_id="libya-turkey-training-new", k=3).results
 

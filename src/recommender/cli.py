@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender import __version__
+from recommender.config import DEFAULT_SERVER_WORKERS
 from recommender.errors import InvalidInputError, RecommenderError
 
 
@@ -400,9 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth-reads", action="store_true", help="require the token for reads")
     serve.add_argument("--tls-cert", help="PEM certificate chain")
     serve.add_argument("--tls-key", help="PEM private key")
-    serve.add_argument("--workers", type=int, default=16, help="request threads")
     serve.add_argument(
-        "--result-cache", type=int, default=2048, metavar="N",
+        "--workers", type=int, default=DEFAULT_SERVER_WORKERS,
+        help="request threads (more than the cores only contend for the GIL; raise it when "
+        "slow text queries should not make others wait)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--result-cache", type=int, default=8192, metavar="N",
         help="answers to article-id queries kept until the index changes (0: off)",
     )  # fmt: skip
     serve.set_defaults(handler=_cmd_serve)

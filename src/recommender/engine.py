@@ -14,6 +14,7 @@ without torch in memory.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import logging
 import threading
@@ -65,7 +66,11 @@ HISTORY_HALF_LIFE = 5.0
 
 @dataclass(frozen=True)
 class RelatedItem:
-    """One related story, with why it is related."""
+    """One related story, with why it is related.
+
+    ``article`` holds every field but the body (a list of links does not need it, and cached
+    answers stay small); ``Engine.get_article`` returns the whole article.
+    """
 
     id: str
     score: float
@@ -682,11 +687,25 @@ class Engine:
         exclude = query.exclude | {int_id(i) for i in filters.exclude_ids}
         fetch = max(options.candidates, 3 * k)
         mask = corpus.mask(filters) if filters.restricts else corpus.alive
-        allowed = None
         if filters.restricts:
-            allowed = corpus.int_ids[mask]
-            allowed = allowed[~np.isin(allowed, list(exclude))] if exclude else allowed
-            found = snapshot.index.search(query.vector[None, :], fetch, allowed=allowed)
+            allowed_rows = mask.copy()
+            for key in exclude:
+                row = corpus.row_of.get(key)
+                if row is not None:
+                    allowed_rows[row] = False
+            n_main = corpus.n_main
+            if snapshot.index.main_size == n_main:
+                # rows before n_main are the main tier's positions: no id lookups
+                found = snapshot.index.search(
+                    query.vector[None, :],
+                    fetch,
+                    allowed=corpus.int_ids[n_main:][allowed_rows[n_main:]],
+                    main_mask=allowed_rows[:n_main],
+                )
+            else:
+                found = snapshot.index.search(
+                    query.vector[None, :], fetch, allowed=corpus.int_ids[allowed_rows]
+                )
         else:
             found = snapshot.index.search(query.vector[None, :], fetch + len(exclude))
         keys = [
@@ -742,7 +761,7 @@ class Engine:
             return RelatedItem(
                 id=a.id,
                 score=float(ranked.scores[position]),
-                article=a,
+                article=dataclasses.replace(a, body=""),
                 dense_score=float(pool.dense[position]),
                 lexical_score=float(pool.lexical[position]),
                 key_terms=tuple(lexical_model.key_terms(query_words, candidate_words)),

@@ -209,30 +209,55 @@ class VectorIndex:
 
     # -- search ----------------------------------------------------------------------------
 
+    @property
+    def main_size(self) -> int:
+        """Positions in the main tier (live or not): the length of a ``main_mask``."""
+        return len(self._labels)
+
     def search(
-        self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        allowed: np.ndarray | None = None,
+        *,
+        main_mask: np.ndarray | None = None,
     ) -> SearchResult:
         """The ``k`` nearest live vectors of each query, optionally among ``allowed`` ids only.
 
         ``allowed`` is an array of external ids. When it is small relative to the index
-        (below 2 % or 2,000 vectors), its vectors are scored exactly instead of walking the
-        approximate index, which loses recall under very selective filters.
+        (at most ``EXACT_SUBSET_MAX`` vectors or below 2 %), its vectors are scored exactly
+        instead of walking the approximate index, which loses recall under very selective
+        filters. A caller that keeps its rows aligned with the main tier (as ``ids()`` listed
+        it after loading) may pass ``main_mask``, one boolean per main position, instead of
+        looking every id up (measured: the lookup dominated filtered queries at 1M vectors);
+        ``allowed`` then restricts the real-time (delta) tier only.
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dimension)
         if k < 1:
             raise InvalidInputError(f"k must be at least 1, got {k}", field="k")
         with self._lock:
-            main_mask = self._alive
+            live = self._alive
             delta_ids = np.asarray(self._delta_labels, dtype=np.int64)
             delta_mask = np.ones(len(delta_ids), dtype=bool)
+            restricted = allowed is not None or main_mask is not None
+            if main_mask is not None:
+                if len(main_mask) != len(live):
+                    raise InvalidInputError(
+                        f"has {len(main_mask)} entries, the main tier {len(live)}",
+                        field="main_mask",
+                    )
+                live = live & main_mask
+                if allowed is None:
+                    delta_mask[:] = False
+            elif allowed is not None:
+                live = live & np.isin(self._labels, np.asarray(allowed, dtype=np.int64))
             if allowed is not None:
-                allowed = np.asarray(allowed, dtype=np.int64)
-                main_mask = main_mask & np.isin(self._labels, allowed)
-                delta_mask = np.isin(delta_ids, allowed)
+                delta_mask = np.isin(delta_ids, np.asarray(allowed, dtype=np.int64))
+            main_mask = live
             n_main = int(main_mask.sum())
             parts = []
             if n_main:
-                selective = allowed is not None and (
+                selective = restricted and (
                     n_main <= EXACT_SUBSET_MAX or n_main < 0.02 * len(self._labels)
                 )
                 if selective and not self.spec.startswith("Flat"):

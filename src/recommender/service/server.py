@@ -24,6 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from recommender.articles import parse_date_field
+from recommender.config import DEFAULT_SERVER_WORKERS
 from recommender.engine import MAX_K, Engine
 from recommender.errors import InvalidInputError
 from recommender.index import SERVING_THREADS, set_threads
@@ -49,8 +50,8 @@ class ServerConfig:
     auth_reads: bool = False
     tls_cert: Path | None = None
     tls_key: Path | None = None
-    workers: int = 16
-    result_cache: int = 2048  # answers to article-id queries kept per index generation
+    workers: int = DEFAULT_SERVER_WORKERS
+    result_cache: int = 8192  # answers to article-id queries kept per index generation
     watch_interval: float = 2.0
     grace_seconds: float = 5.0
     warm_model: bool = True
