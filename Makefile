@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: venv test lint unit serve demo protos quality bench bench-quick bench-encode bench-service text-recipes clean
+.PHONY: venv test lint unit serve demo protos quality bench bench-quick bench-encode bench-service bench-reindex text-recipes clean
 
 venv: $(STAMP)
 
@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_ann.py
 	$(PY) benchmarks/bench_service.py
 	$(PY) benchmarks/bench_encode.py
+	$(PY) benchmarks/bench_reindex.py
 
 # The ANN core at N=100k with fewer sweeps (under 5 minutes): benchmarks/results/ann-quick.json
 bench-quick: $(STAMP)
@@ -60,6 +61,9 @@ bench-service: $(STAMP)
 
 bench-encode: $(STAMP)
 	$(PY) benchmarks/bench_encode.py
+
+bench-reindex: $(STAMP)
+	$(PY) benchmarks/bench_reindex.py
 
 protos: $(STAMP)
 	PYTHON=$(PY) scripts/gen_protos.sh

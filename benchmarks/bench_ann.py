@@ -417,6 +417,14 @@ def main() -> int:
         "--libraries", nargs="*", default=["faiss", "hnswlib", "usearch", "sklearn"],
         help="peers to run besides FAISS",
     )  # fmt: skip
+    parser.add_argument(
+        "--only-filtered", action="store_true",
+        help="only the engine's filtered path (and exact search for reference)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--crossover-sizes", type=int, nargs="*", default=[5_000, 10_000, 20_000, 50_000],
+        help="corpus sizes of the Flat-vs-HNSW comparison",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
@@ -439,6 +447,10 @@ def main() -> int:
     for name, data, queries in datasets:
         runner = Runner(name, data, queries, args)
         runner.faiss_flat()
+        if args.only_filtered:
+            runner.filtered(engine_index.resolve_spec("auto", len(data)))
+            rows += runner.rows
+            continue
         large = len(data) > 200_000  # 1M: HNSW builds take minutes each; sweep less
         runner.faiss_hnsw([32] if args.quick else [16, 32] if large else [16, 32, 48], efs)
         runner.faiss_ivf(f"IVF{int(4 * np.sqrt(len(data)))},Flat", nprobes)
@@ -457,11 +469,13 @@ def main() -> int:
         print(json.dumps(physical[f"{name} N={len(data)}"]), flush=True)
         rows += runner.rows
 
-    faiss.omp_set_num_threads(engine_index.SERVING_THREADS)
-    switch = crossover(args.dim, [5_000, 10_000, 20_000, 50_000], args)
-    faiss.omp_set_num_threads(args.threads)
+    switch: list[dict[str, Any]] = []
+    if not args.only_filtered:
+        faiss.omp_set_num_threads(engine_index.SERVING_THREADS)
+        switch = crossover(args.dim, args.crossover_sizes, args)
+        faiss.omp_set_num_threads(args.threads)
 
-    stem = "ann-quick" if args.quick else "ann"
+    stem = "ann-filtered" if args.only_filtered else "ann-quick" if args.quick else "ann"
     out = args.out or ROOT / "benchmarks" / "results" / f"{stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     payload = {

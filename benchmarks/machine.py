@@ -16,7 +16,12 @@ _LIBRARIES = (
     "numpy",
     "faiss-cpu",
     "scikit-learn",
+    "scipy",
+    "hnswlib",
+    "usearch",
+    "threadpoolctl",
     "grpcio",
+    "protobuf",
 )
 
 

@@ -127,6 +127,7 @@ def words(text: str) -> dict[str, str]:
 _STOPWORDS_KEYS = frozenset(word_stem(normalize_for_lexical(w)) for w in _STOPWORDS)
 
 
+@functools.lru_cache(maxsize=200_000)
 def _hash_word(word: str) -> int:
     # stable across processes (Python's hash() is salted)
     return zlib.crc32(word.encode("utf-8")) % N_FEATURES
@@ -185,11 +186,14 @@ class LexicalModel:
         candidate_words = (
             candidate_text if isinstance(candidate_text, dict) else self.words_of(candidate_text)
         )
-        shared = [k for k in candidate_words if k in query_words and k not in _STOPWORDS_KEYS]
-        shared.sort(key=lambda k: -float(self.word_idf[_hash_word(k)]))
+        shared = candidate_words.keys() & query_words.keys()
+        idf = {k: float(self.word_idf[_hash_word(k)]) for k in shared - _STOPWORDS_KEYS}
         # words in half the corpus or more explain nothing
-        floor = np.log(2.0) + 1
-        return [candidate_words[k] for k in shared if self.word_idf[_hash_word(k)] > floor][:limit]
+        floor = float(np.log(2.0) + 1)
+        # rarest first; ties in the candidate's word order (dicts keep it)
+        order = {k: i for i, k in enumerate(candidate_words) if k in idf}
+        telling = sorted((k for k in idf if idf[k] > floor), key=lambda k: (-idf[k], order[k]))
+        return [candidate_words[k] for k in telling[:limit]]
 
     # -- persistence -----------------------------------------------------------------------
 

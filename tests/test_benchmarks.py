@@ -1,0 +1,78 @@
+"""The benchmark scripts run end to end on tiny inputs and write what their README promises.
+
+No timing is asserted (these machines are shared and noisy): only that each script runs with
+the real libraries, the real server and the real model, and that its JSON has the documented
+shape and sane values.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT, SAMPLE
+
+REQUIRED_ROW_FIELDS = {
+    "library", "index", "params", "recall_at_10", "p50_ms", "p99_ms", "qps_batch", "build_s",
+    "memory_bytes",
+}  # fmt: skip
+
+
+def run(*args: str, timeout: int = 600) -> None:
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_bench_ann_compares_faiss_with_its_peers_and_marks_the_default(tmp_path):
+    out = tmp_path / "ann.json"
+    run("benchmarks/bench_ann.py", "--quick", "--n", "3000", "--dim", "32", "--queries", "50",
+        "--latency-queries", "20", "--real-index", str(tmp_path / "none"),
+        "--crossover-sizes", "1000", "--out", str(out))  # fmt: skip
+    payload = json.loads(out.read_text())
+    assert {"cpu", "cores", "memory_bytes", "libraries"} <= set(payload["machine"])
+    assert {"faiss-cpu", "hnswlib", "usearch"} <= set(payload["machine"]["libraries"])
+    rows = payload["rows"]
+    assert all(set(row) >= REQUIRED_ROW_FIELDS for row in rows)
+    libraries = {row["library"] for row in rows}
+    assert {"faiss", "hnswlib", "usearch", "scikit-learn", "recommender (faiss)"} <= libraries
+    exact = [r for r in rows if r["library"] == "faiss" and r["index"] == "Flat"]
+    assert exact and exact[0]["recall_at_10"] == 1.0
+    assert all(0.0 <= r["recall_at_10"] <= 1.0 for r in rows)
+    # 3,000 vectors: the engine's "auto" picks exact search, and that row says so
+    assert any(r["engine_default"] and r["index"] == "Flat" for r in rows)
+    filtered = [r for r in rows if "filtered" in r["index"]]
+    assert [r["params"]["allowed_share"] for r in filtered] == [0.5, 0.05, 0.005]
+    limit = payload["physical_limit"]["synthetic N=3000"]
+    assert limit["bandwidth_gbs"] > 0 and limit["flat_p50_ms_1_threads"] > 0
+    assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_bench_reindex_reports_cold_unchanged_and_incremental_runs(tmp_path):
+    out = tmp_path / "reindex.json"
+    run("benchmarks/bench_reindex.py", "--source", str(SAMPLE), "--out", str(out))
+    rows = {row["run"]: row for row in json.loads(out.read_text())["rows"]}
+    articles = rows["cold"]["articles"]
+    assert rows["cold"]["embedded"] > 0.9 * articles and rows["cold"]["snapshot_built"]
+    # nothing changed: nothing embedded, no snapshot rebuilt
+    assert rows["unchanged"]["embedded"] == 0 and not rows["unchanged"]["snapshot_built"]
+    # one record in a hundred edited: only that one is embedded again
+    edited = (articles + 99) // 100
+    assert rows["one percent changed"]["embedded"] == edited
+    assert rows["one percent changed"]["snapshot_built"]
+    assert all(row["articles_per_s"] > 0 for row in rows.values())
+
+
+def test_bench_service_measures_the_engine_beside_the_trivial_ceiling(tmp_path):
+    out = tmp_path / "service.json"
+    run("benchmarks/bench_service.py", "--duration", "1", "--concurrency", "2",
+        "--ant-index", str(tmp_path / "none"), "--out", str(out))  # fmt: skip
+    payload = json.loads(out.read_text())
+    rows = {row["target"]: row for row in payload["rows"]}
+    assert {"trivial server", "sample corpus (91), uncached"} <= set(rows)
+    for row in rows.values():
+        assert row["errors"] == 0 and row["requests"] > 0
+        assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+    assert payload["throughput_ratio_to_trivial"]["sample corpus (91), uncached @ 2"] > 0
