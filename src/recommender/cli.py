@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender import __version__
-from recommender.config import DEFAULT_SERVER_WORKERS
+from recommender.config import DEFAULT_RESULT_CACHE, DEFAULT_SERVER_WORKERS
 from recommender.errors import InvalidInputError, RecommenderError
 
 
@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         "slow text queries should not make others wait)",
     )  # fmt: skip
     serve.add_argument(
-        "--result-cache", type=int, default=8192, metavar="N",
+        "--result-cache", type=int, default=DEFAULT_RESULT_CACHE, metavar="N",
         help="answers to article-id queries kept until the index changes (0: off)",
     )  # fmt: skip
     serve.set_defaults(handler=_cmd_serve)

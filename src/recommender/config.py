@@ -29,3 +29,7 @@ class IndexConfig:
 # benchmarks/README.md): 2 workers served 154 req/s at p99 129 ms, 4 workers 133 at 180 ms,
 # 16 workers 114 at 271 ms.
 DEFAULT_SERVER_WORKERS = 2
+
+# Answers to article-id queries the server keeps until the index changes (about 12 KiB each,
+# measured on ANT).
+DEFAULT_RESULT_CACHE = 8192

@@ -239,7 +239,9 @@ class VectorIndex:
             live = self._alive
             delta_ids = np.asarray(self._delta_labels, dtype=np.int64)
             delta_mask = np.ones(len(delta_ids), dtype=bool)
-            restricted = allowed is not None or main_mask is not None
+            if allowed is not None:
+                allowed = np.asarray(allowed, dtype=np.int64)
+                delta_mask = np.isin(delta_ids, allowed)
             if main_mask is not None:
                 if len(main_mask) != len(live):
                     raise InvalidInputError(
@@ -250,20 +252,17 @@ class VectorIndex:
                 if allowed is None:
                     delta_mask[:] = False
             elif allowed is not None:
-                live = live & np.isin(self._labels, np.asarray(allowed, dtype=np.int64))
-            if allowed is not None:
-                delta_mask = np.isin(delta_ids, np.asarray(allowed, dtype=np.int64))
-            main_mask = live
-            n_main = int(main_mask.sum())
+                live = live & np.isin(self._labels, allowed)
+            n_main = int(live.sum())
             parts = []
             if n_main:
-                selective = restricted and (
+                selective = (allowed is not None or main_mask is not None) and (
                     n_main <= EXACT_SUBSET_MAX or n_main < 0.02 * len(self._labels)
                 )
                 if selective and not self.spec.startswith("Flat"):
-                    parts.append(self._exact_subset(queries, k, np.flatnonzero(main_mask)))
+                    parts.append(self._exact_subset(queries, k, np.flatnonzero(live)))
                 else:
-                    parts.append(self._search_main(queries, k, main_mask, n_main))
+                    parts.append(self._search_main(queries, k, live, n_main))
             if delta_mask.any():
                 parts.append(self._search_delta(queries, k, delta_mask, delta_ids))
         return _merge(parts, len(queries), k)

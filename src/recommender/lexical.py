@@ -190,9 +190,12 @@ class LexicalModel:
         idf = {k: float(self.word_idf[_hash_word(k)]) for k in shared - _STOPWORDS_KEYS}
         # words in half the corpus or more explain nothing
         floor = float(np.log(2.0) + 1)
-        # rarest first; ties in the candidate's word order (dicts keep it)
-        order = {k: i for i, k in enumerate(candidate_words) if k in idf}
-        telling = sorted((k for k in idf if idf[k] > floor), key=lambda k: (-idf[k], order[k]))
+        # rarest first; a stable sort keeps ties in the candidate's word order
+        telling = sorted(
+            (k for k in candidate_words if idf.get(k, 0.0) > floor),
+            key=idf.__getitem__,
+            reverse=True,
+        )
         return [candidate_words[k] for k in telling[:limit]]
 
     # -- persistence -----------------------------------------------------------------------

@@ -24,7 +24,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from recommender.articles import parse_date_field
-from recommender.config import DEFAULT_SERVER_WORKERS
+from recommender.config import DEFAULT_RESULT_CACHE, DEFAULT_SERVER_WORKERS
 from recommender.engine import MAX_K, Engine
 from recommender.errors import InvalidInputError
 from recommender.index import SERVING_THREADS, set_threads
@@ -51,7 +51,7 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     workers: int = DEFAULT_SERVER_WORKERS
-    result_cache: int = 8192  # answers to article-id queries kept per index generation
+    result_cache: int = DEFAULT_RESULT_CACHE  # article-id answers kept per index generation
     watch_interval: float = 2.0
     grace_seconds: float = 5.0
     warm_model: bool = True
