@@ -267,11 +267,13 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     for target in sorted({r["target"] for r in rows}):
         subset = sorted((r for r in rows if r["target"] == target), key=lambda r: r["concurrency"])
         xs = [r["concurrency"] for r in subset]
-        left.plot(xs, [r["p99_ms"] for r in subset], marker="o", label=f"{target} p99")
-        left.plot(
-            xs, [r["p50_ms"] for r in subset], marker=".", linestyle="--", label=f"{target} p50"
-        )
-        right.plot(xs, [r["throughput_rps"] for r in subset], marker="o", label=target)
+        (line,) = left.plot(xs, [r["p99_ms"] for r in subset], marker="o", label=f"{target} p99")
+        color = line.get_color()  # one colour per target in both panels
+        left.plot(xs, [r["p50_ms"] for r in subset], marker=".", linestyle="--", color=color,
+                  label=f"{target} p50")  # fmt: skip
+        right.plot(xs, [r["throughput_rps"] for r in subset], marker="o", color=color,
+                   label=target)  # fmt: skip
+    left.axhline(10.0, color="grey", linestyle=":", label="target: p99 10 ms at 16")
     for ax, label in ((left, "latency (ms)"), (right, "requests / s")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent requests")
