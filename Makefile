@@ -50,7 +50,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_ann.py
 	$(PY) benchmarks/bench_service.py
 	$(PY) benchmarks/bench_encode.py
-	$(PY) benchmarks/bench_reindex.py
+	$(PY) benchmarks/bench_reindex.py --limit 10000 --out benchmarks/results/reindex-10k.json
 
 # The ANN core at N=100k with fewer sweeps (under 5 minutes): benchmarks/results/ann-quick.json
 bench-quick: $(STAMP)
