@@ -165,3 +165,41 @@ def test_result_cache_answers_repeats_and_keeps_questions_apart(sample_index, mo
         assert ids(engine.related(article_id=SEED, k=5, filters=listed)) == english
     finally:
         engine.close()
+
+
+def test_key_terms_are_the_same_for_snapshot_rows_and_articles_written_since(
+    sample_index, model, tmp_path
+):
+    import shutil
+
+    from recommender.articles import Article
+    from recommender.lexical import LexicalModel
+
+    shutil.copytree(sample_index, tmp_path / "i")
+    engine = Engine(tmp_path / "i", embedder=Embedder(model=model), writable=True).load()
+    try:
+        engine.upsert(
+            [
+                Article(
+                    id="written-since",
+                    title="وزير الخارجية الألماني في طرابلس لبحث مذكرات التفاهم الأمنية مع تركيا",
+                    lang="ar",
+                )
+            ]
+        )
+        response = engine.related(article_id=SEED, k=30, options=RankingOptions(
+            recency_half_life_days=None))  # fmt: skip
+        listed = {r.id: r for r in [*response.results, *response.other_languages]}
+        assert "written-since" in listed and listed["written-since"].key_terms
+        # what the snapshot's word table gives equals reading each text again
+        lexical: LexicalModel = engine.snapshot.lexical
+        seed = engine.get_article(SEED)
+        seed_text = engine.recipe.text(seed.title, seed.lead, seed.body)
+        explained = [r for r in listed.values() if r.key_terms]
+        assert len(explained) >= 5
+        for item in explained:
+            a = engine.get_article(item.id)
+            expected = lexical.key_terms(seed_text, engine.recipe.text(a.title, a.lead, a.body))
+            assert list(item.key_terms) == expected, item.id
+    finally:
+        engine.close()

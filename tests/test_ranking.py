@@ -12,6 +12,7 @@ from recommender.ranking import (
     CandidatePool,
     Filters,
     RankingOptions,
+    collapse,
     rank,
     recency_factor,
     time_relation,
@@ -54,6 +55,28 @@ def test_collapse_folds_near_identical_stories_into_one():
     options = RankingOptions(dense_weight=1.0, dedup_threshold=0.95, other_languages=False)
     ranked = rank(pool([0.9, 0.89, 0.5], vectors), 3, options)
     assert ranked.main == [0, 2] and ranked.folded == {0: 1}
+
+
+def test_a_short_list_counts_copies_found_after_it_as_folded():
+    # k = 1: the list is the first story; its copies before and after the cut are both folded
+    vectors = [[1, 0, 0], [0.99, 0.05, 0], [0, 1, 0], [0.98, 0, 0.05]]
+    options = RankingOptions(dense_weight=1.0, dedup_threshold=0.95, other_languages=False)
+    ranked = rank(pool([0.9, 0.89, 0.5, 0.4], vectors), 1, options)
+    assert ranked.main == [0] and ranked.folded == {0: 2}
+
+
+def test_collapse_with_a_limit_keeps_the_same_stories_as_the_whole_pass():
+    rng = np.random.default_rng(7)
+    # 60 stories in 15 groups of near-copies, in random order
+    centres = rng.standard_normal((15, 32))
+    vectors = unit(centres[rng.integers(0, 15, 60)] + 0.05 * rng.standard_normal((60, 32)))
+    order = [int(i) for i in rng.permutation(60)]
+    whole, _ = collapse(order, vectors, 0.95)
+    assert 5 < len(whole) <= 15
+    for limit in (1, 3, 5):
+        kept, folded = collapse(order, vectors, 0.95, limit=limit)
+        assert kept == whole[:limit]
+        assert set(folded) <= set(kept) and sum(folded.values()) > 0
 
 
 def test_recency_prefers_recent_follow_ups_over_old_background():

@@ -36,7 +36,7 @@ def test_publish_load_and_manifest(tmp_path):
     assert snapshot.manifest.index_type == "Flat" and len(snapshot.index) == 5
     assert set(snapshot.manifest.checksums) == {
         "store.sqlite", "index.faiss", "labels.npy", "index.json", "lexical_idf.npz",
-        "lexical_matrix.npz",
+        "lexical_matrix.npz", "lexical_words.npz",
     }  # fmt: skip
 
 

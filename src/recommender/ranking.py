@@ -208,7 +208,13 @@ def rank(
 
     folded: dict[int, int] = {}
     if options.dedup_threshold is not None:
-        order, folded = collapse(order, pool.vectors, options.dedup_threshold)
+        # MMR and the per-source cap read the whole order; otherwise k stories are enough
+        whole = options.max_per_source is not None or (
+            options.mmr_lambda is not None and options.mmr_lambda < 1.0
+        )
+        order, folded = collapse(
+            order, pool.vectors, options.dedup_threshold, limit=None if whole else k
+        )
 
     if options.mmr_lambda is not None and options.mmr_lambda < 1.0:
         order = mmr(order, scores, pool.vectors, options.mmr_lambda, len(order))
@@ -220,11 +226,44 @@ def rank(
 
 
 def collapse(
-    order: list[int], vectors: np.ndarray, threshold: float
+    order: list[int], vectors: np.ndarray, threshold: float, limit: int | None = None
 ) -> tuple[list[int], dict[int, int]]:
-    """Keep the best of each group of near-identical stories; count what was folded into it."""
+    """Keep the best of each group of near-identical stories; count what was folded into it.
+
+    With ``limit``, stop once that many stories are kept (the list needs no more): the later
+    candidates then only count as folded into the kept story they are nearest to.
+    """
     if not order:
         return [], {}
+    if limit is None or limit >= len(order):
+        return _collapse_all(order, vectors, threshold)
+    ordered = vectors[order]
+    kept: list[int] = []  # positions into ``order``
+    folded: dict[int, int] = {}
+
+    def fold(position: int, similarity: np.ndarray) -> bool:
+        j = int(np.argmax(similarity))
+        if similarity[j] < threshold:
+            return False
+        folded[order[kept[j]]] = folded.get(order[kept[j]], 0) + 1
+        return True
+
+    position = 0
+    while position < len(order) and len(kept) < limit:
+        if not kept or not fold(position, ordered[kept] @ ordered[position]):
+            kept.append(position)
+        position += 1
+    if position < len(order):
+        # one product for the rest of the pool against the kept stories
+        rest = ordered[position:] @ ordered[kept].T
+        for offset in np.flatnonzero(rest.max(axis=1) >= threshold):
+            fold(position + int(offset), rest[offset])
+    return [order[p] for p in kept], folded
+
+
+def _collapse_all(
+    order: list[int], vectors: np.ndarray, threshold: float
+) -> tuple[list[int], dict[int, int]]:
     similarity = vectors[order] @ vectors[order].T  # one product instead of one per candidate
     # most candidates have no near-identical story before them: those are kept without a look
     near_earlier = np.tril(similarity >= threshold, -1).any(axis=1).tolist()

@@ -34,11 +34,11 @@ import scipy.sparse as sp
 from recommender.checksums import sha256_file
 from recommender.errors import InvalidInputError, NotFoundError, RecommenderError
 from recommender.index import VectorIndex, fsync_file
-from recommender.lexical import LexicalModel
+from recommender.lexical import LexicalModel, WordTable
 from recommender.store import ArticleStore
 from recommender.text import TextRecipe
 
-FORMAT_VERSION = 2  # 2: lexical model and matrix in every snapshot
+FORMAT_VERSION = 3  # 2: lexical model and matrix in every snapshot; 3: key-term word table
 CURRENT_FILE = "CURRENT"
 SNAPSHOTS_DIR = "snapshots"
 STORE_FILE = "store.sqlite"
@@ -86,6 +86,7 @@ class Snapshot:
     index: VectorIndex
     lexical: LexicalModel
     lexical_matrix: sp.csr_matrix
+    words: WordTable  # rows aligned with the index's ids, like ``lexical_matrix``
 
     def close(self) -> None:
         """Release the store connection."""
@@ -182,8 +183,8 @@ def _build_lexical(directory: Path, ids: np.ndarray, recipe: TextRecipe) -> list
         }
     finally:
         copy.close()
-    model, matrix = LexicalModel.fit([texts_by_id[int(i)] for i in ids])
-    return model.save(directory, matrix)
+    model, matrix, words = LexicalModel.fit_with_words([texts_by_id[int(i)] for i in ids])
+    return [*model.save(directory, matrix), words.save(directory)]
 
 
 def _publish(root: Path, name: str) -> None:
@@ -256,10 +257,11 @@ def load_snapshot(index_dir: str | Path, name: str | None = None, *, mmap: bool 
     try:
         index = VectorIndex.load(path, mmap=mmap)
         lexical, matrix = LexicalModel.load(path)
+        words = WordTable.load(path)
     except (RuntimeError, OSError, ValueError, KeyError) as exc:
         raise SnapshotError(f"snapshot {name}: cannot read the index: {exc}") from None
     store = ArticleStore(path / STORE_FILE, read_only=True)
-    return Snapshot(path, manifest, store, index, lexical, matrix)
+    return Snapshot(path, manifest, store, index, lexical, matrix, words)
 
 
 def working_store(index_dir: str | Path) -> ArticleStore:
