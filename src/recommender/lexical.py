@@ -282,6 +282,8 @@ class LexicalModel:
         telling = idf > np.float32(np.log(2.0) + 1)
         positions, idf = positions[telling], idf[telling]
         # rarest first; a stable sort keeps ties in the candidate's word order
+        if not len(positions):
+            return []
         chosen = positions[np.argsort(-idf, kind="stable")[:limit]]
         surfaces = candidate_words.surfaces()
         return [surfaces[p] for p in chosen]
