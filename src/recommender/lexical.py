@@ -133,10 +133,6 @@ def _word_crc(word: str) -> int:
     return zlib.crc32(word.encode("utf-8"))
 
 
-def _hash_word(word: str) -> int:
-    return _word_crc(word) % N_FEATURES
-
-
 @dataclass(frozen=True)
 class ArticleWords:
     """One text's words as key terms compare them: 32-bit hashes of the stemmed keys (stop
@@ -223,12 +219,17 @@ class LexicalModel:
     @classmethod
     def fit(cls, texts: Sequence[str]) -> tuple[LexicalModel, sp.csr_matrix]:
         """Fit idf on a corpus; returns the model and the corpus' normalised tf-idf matrix."""
-        model, matrix, _ = cls.fit_with_words(texts)
+        model, matrix, _ = cls._fit(texts)
         return model, matrix
 
     @classmethod
     def fit_with_words(cls, texts: Sequence[str]) -> tuple[LexicalModel, sp.csr_matrix, WordTable]:
         """``fit``, plus the word table of the corpus (one row per text) for key terms."""
+        model, matrix, rows = cls._fit(texts)
+        return model, matrix, WordTable.build(rows)
+
+    @classmethod
+    def _fit(cls, texts: Sequence[str]) -> tuple[LexicalModel, sp.csr_matrix, list[ArticleWords]]:
         counts = _char_vectorizer().transform([t[:MAX_LEXICAL_CHARS] for t in texts]).tocsr()
         n = counts.shape[0]
         df = np.bincount(counts.indices, minlength=N_FEATURES).astype(np.float32)
@@ -239,7 +240,7 @@ class LexicalModel:
         word_df = np.bincount(hashed % N_FEATURES, minlength=N_FEATURES).astype(np.float32)
         word_idf = (np.log((1 + n) / (1 + word_df)) + 1).astype(np.float32)
         model = cls(char_idf, word_idf, n)
-        return model, model._weight(counts), WordTable.build(rows)
+        return model, model._weight(counts), rows
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         """Normalised tf-idf rows for texts (n-grams unseen in the corpus get the top idf)."""

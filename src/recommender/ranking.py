@@ -240,25 +240,38 @@ def collapse(
     ordered = vectors[order]
     kept: list[int] = []  # positions into ``order``
     folded: dict[int, int] = {}
-
-    def fold(position: int, similarity: np.ndarray) -> bool:
-        j = int(np.argmax(similarity))
-        if similarity[j] < threshold:
-            return False
-        folded[order[kept[j]]] = folded.get(order[kept[j]], 0) + 1
-        return True
-
     position = 0
     while position < len(order) and len(kept) < limit:
-        if not kept or not fold(position, ordered[kept] @ ordered[position]):
+        similarity = ordered[kept] @ ordered[position]
+        if not _fold(similarity, threshold, order, kept, folded):
             kept.append(position)
         position += 1
     if position < len(order):
         # one product for the rest of the pool against the kept stories
         rest = ordered[position:] @ ordered[kept].T
         for offset in np.flatnonzero(rest.max(axis=1) >= threshold):
-            fold(position + int(offset), rest[offset])
+            _fold(rest[offset], threshold, order, kept, folded)
     return [order[p] for p in kept], folded
+
+
+def _fold(
+    similarity: np.ndarray,
+    threshold: float,
+    order: list[int],
+    kept: list[int],
+    folded: dict[int, int],
+) -> bool:
+    """Count a candidate as folded into the kept story it is nearest to, if near enough.
+
+    ``similarity`` holds its cosine with each kept story, in the order of ``kept``.
+    """
+    if not kept:
+        return False
+    j = int(np.argmax(similarity))
+    if similarity[j] < threshold:
+        return False
+    folded[order[kept[j]]] = folded.get(order[kept[j]], 0) + 1
+    return True
 
 
 def _collapse_all(
@@ -270,12 +283,10 @@ def _collapse_all(
     kept: list[int] = []  # positions into ``order``
     folded: dict[int, int] = {}
     for position in range(len(order)):
-        if kept and near_earlier[position]:
-            row = similarity[position, kept]
-            j = int(np.argmax(row))
-            if row[j] >= threshold:
-                folded[order[kept[j]]] = folded.get(order[kept[j]], 0) + 1
-                continue
+        if near_earlier[position] and _fold(
+            similarity[position, kept], threshold, order, kept, folded
+        ):
+            continue
         kept.append(position)
     return [order[p] for p in kept], folded
 
