@@ -179,24 +179,41 @@ def drive(
 
 
 def start_engine_server(
-    index_dir: Path, result_cache: int
-) -> tuple[subprocess.Popen[str], str, str]:
-    """``recommender serve`` on a free port; returns the process, its address and metrics URL."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "recommender", "serve", "--index-dir", str(index_dir),
-         "--address", "127.0.0.1:0", "--metrics-port", "0",
-         "--result-cache", str(result_cache)],
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert process.stderr is not None
-    line = process.stderr.readline()
-    if "listening on" not in line:
+    index_dir: Path, result_cache: int, log: Path, timeout: float = 180.0
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """``recommender serve`` on a free port; returns the process, its address and metrics URL.
+
+    The server's log goes to ``log``; if it does not come up, it is stopped and the error
+    quotes the end of its log (a stale or corrupted index says so there).
+    """
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "recommender", "serve", "--index-dir", str(index_dir),
+             "--address", "127.0.0.1:0", "--metrics-port", "0",
+             "--result-cache", str(result_cache)],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        line = ""
+        while not line:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("it did not report its port")
+            time.sleep(0.1)
+            text = log.read_text(encoding="utf-8", errors="replace")
+            line = next((x for x in text.splitlines() if "listening on 127.0.0.1:" in x), "")
+        port = line.split("listening on 127.0.0.1:")[1].split(",")[0].split()[0]
+        metrics_port = line.split("metrics on :")[1].split("/")[0]
+        address = f"127.0.0.1:{port}"
+        wait_serving(address, timeout=max(1.0, deadline - time.monotonic()))
+    except RuntimeError as error:
         process.kill()
-        raise RuntimeError(f"server did not start: {line}")
-    port = line.split("listening on 127.0.0.1:")[1].split(",")[0].split()[0]
-    metrics_port = line.split("metrics on :")[1].split("/")[0]
-    address = f"127.0.0.1:{port}"
-    wait_serving(address)
+        process.wait()
+        tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+        raise RuntimeError(
+            f"the server on {index_dir} did not start ({error}); its log ({log}) ends:\n"
+            + "\n".join(tail)
+        ) from None
     return process, address, f"http://127.0.0.1:{metrics_port}/metrics"
 
 
@@ -332,7 +349,8 @@ def main() -> int:
             if index_dir is None:
                 address, ids = trivial_address, ["x"]
             else:
-                process, address, metrics_url = start_engine_server(index_dir, cache_size)
+                log = Path(tmp) / f"server-{len(rows)}.log"
+                process, address, metrics_url = start_engine_server(index_dir, cache_size, log)
                 ids = article_ids(index_dir)
                 weights = zipf_weights(len(ids), zipf) if zipf is not None else None
             try:

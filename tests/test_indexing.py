@@ -153,3 +153,23 @@ def _wait_until_some_batches_landed(store_path, more_than, timeout=120.0):
             pass
         time.sleep(0.2)
     raise AssertionError("the reindex job made no progress")
+
+
+def test_a_snapshot_from_an_older_release_is_refused_then_rebuilt_by_index(
+    sample_index, model, tmp_path
+):
+    import shutil
+
+    from recommender.snapshot import SnapshotError, load_snapshot
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(sample_index, index_dir)
+    manifest_path = index_dir / "snapshots" / current_name(index_dir) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["format_version"] -= 1  # as an older release wrote it
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(SnapshotError, match=r"run `recommender index` on .* to rebuild it"):
+        load_snapshot(index_dir)
+    summary = index_sources(_config(index_dir), [str(SAMPLE)], Embedder(model=model))
+    assert summary.snapshot_built and summary.embedded == 0  # nothing changed but the format
+    assert Engine(index_dir).load().related(article_id="libya-security-memoranda", k=3).results

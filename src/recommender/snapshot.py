@@ -242,7 +242,8 @@ def load_snapshot(index_dir: str | Path, name: str | None = None, *, mmap: bool 
     manifest = read_manifest(path)
     if manifest.format_version != FORMAT_VERSION:
         raise SnapshotError(
-            f"snapshot {name} has format {manifest.format_version}, expected {FORMAT_VERSION}"
+            f"snapshot {name} has format {manifest.format_version}, this release reads "
+            f"{FORMAT_VERSION}: run `recommender index` on {root} to rebuild it"
         )
     for filename, expected in manifest.checksums.items():
         file = path / filename
