@@ -86,19 +86,25 @@ def _add_ranking_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _option_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The ranking options given on the command line (None or False where not given), named
+    as ``RankingOptions.from_overrides`` and the gRPC ``RankingOptions`` message name them."""
+    return {
+        "dense_weight": args.dense_weight,
+        "recency_half_life_days": args.recency_half_life,
+        "no_recency": args.no_recency,
+        "dedup_threshold": args.dedup_threshold,
+        "no_dedup": args.no_dedup,
+        "mmr_lambda": args.mmr_lambda,
+        "max_per_source": args.max_per_source,
+        "no_other_languages": args.no_other_languages,
+    }
+
+
 def _options_from_args(args: argparse.Namespace) -> Any:
     from recommender.ranking import RankingOptions
 
-    return RankingOptions.from_overrides(
-        dense_weight=args.dense_weight,
-        recency_half_life_days=args.recency_half_life,
-        no_recency=args.no_recency,
-        dedup_threshold=args.dedup_threshold,
-        no_dedup=args.no_dedup,
-        mmr_lambda=args.mmr_lambda,
-        max_per_source=args.max_per_source,
-        no_other_languages=args.no_other_languages,
-    )
+    return RankingOptions.from_overrides(**_option_overrides(args))
 
 
 def _add_filter_args(parser: argparse.ArgumentParser) -> None:
@@ -137,18 +143,9 @@ def _cmd_related_remote(args: argparse.Namespace) -> int:
         published_before=args.before or "",
         exclude_ids=args.exclude,
     )
-    # the same overrides as a local query; unset fields keep the server's defaults
-    overrides = {
-        "dense_weight": args.dense_weight,
-        "recency_half_life_days": args.recency_half_life,
-        "no_recency": args.no_recency or None,
-        "dedup_threshold": args.dedup_threshold,
-        "no_dedup": args.no_dedup or None,
-        "mmr_lambda": args.mmr_lambda,
-        "max_per_source": args.max_per_source,
-        "no_other_languages": args.no_other_languages or None,
-    }
-    options = pb.RankingOptions(**{k: v for k, v in overrides.items() if v is not None})
+    # the same overrides as a local query; fields left unset keep the server's defaults
+    given = {k: v for k, v in _option_overrides(args).items() if v is not None and v is not False}
+    options = pb.RankingOptions(**given)
     token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else None
     with RecommenderClient(args.server, token=token) as client:
         response = client.related(

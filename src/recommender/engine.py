@@ -767,9 +767,8 @@ class Engine:
                 return snapshot.words.row(row)
             return _article_words(recipe, article.title, article.lead, article.body)
 
-        source = articles.get(query.text_key) if query.text_key is not None else None
-        if source is not None and query.text_key is not None:
-            query_words = words(query.text_key, source)
+        if query.text_key is not None and query.text_key in articles:
+            query_words = words(query.text_key, articles[query.text_key])
         else:
             query_words = lexical_model.words_of(query.text)
 
