@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: venv test lint unit serve demo protos quality ant-index bench bench-quick bench-encode bench-service bench-reindex text-recipes clean
+.PHONY: venv test lint unit unit-fast serve demo protos quality ant-index bench bench-quick bench-encode bench-service bench-reindex text-recipes clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest
+
+# The tests that need no model and start no process (seconds): for the edit-test loop
+unit-fast: $(STAMP)
+	$(VENV)/bin/pytest -m "not slow"
 
 serve: $(STAMP)
 	@# incremental: embeds nothing when data/ is unchanged, rebuilds after an upgrade

@@ -37,8 +37,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import faiss  # noqa: E402
 from machine import machine_info  # noqa: E402
 
-from recommender import index as engine_index  # noqa: E402
+from recommender.evaluation import recall_at_k  # noqa: E402
 from recommender.index import VectorIndex  # noqa: E402
+from recommender.index import factory as engine_index  # noqa: E402
+from recommender.runtime import SERVING_THREADS  # noqa: E402
 
 K = 10
 
@@ -120,8 +122,7 @@ def throughput(search: Callable[[np.ndarray], Any], queries: np.ndarray) -> floa
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = [len(set(f[:K]) & set(t[:K])) for f, t in zip(found, truth, strict=True)]
-    return float(np.mean(hits)) / K
+    return recall_at_k(found, truth, K)
 
 
 def faiss_bytes(index: Any) -> int:
@@ -155,7 +156,7 @@ class Runner:
         found = search(self.queries)
         # one query at a time with one thread, as the engine serves (SERVING_THREADS); the
         # batch with all threads
-        set_threads(engine_index.SERVING_THREADS)
+        set_threads(SERVING_THREADS)
         p50, p99 = latency(search, self.queries, self.args.latency_queries)
         set_threads(self.args.threads)
         row = {
@@ -172,7 +173,7 @@ class Runner:
             "qps_batch": round(throughput(search, self.queries), 1),
             "build_s": round(build_s, 3),
             "memory_bytes": int(memory),
-            "threads": {"single_query": engine_index.SERVING_THREADS, "batch": self.args.threads},
+            "threads": {"single_query": SERVING_THREADS, "batch": self.args.threads},
         }
         print(json.dumps({k: row[k] for k in ("dataset", "library", "index", "params",
                                               "recall_at_10", "p50_ms", "p99_ms", "qps_batch",
@@ -323,7 +324,7 @@ class Runner:
                 return index.search(q, K, main_mask=m).ids
 
             found = np.vstack([search(q[None, :]) for q in self.queries[:200]])
-            faiss.omp_set_num_threads(engine_index.SERVING_THREADS)
+            faiss.omp_set_num_threads(SERVING_THREADS)
             p50, p99 = latency(search, self.queries, self.args.latency_queries)
             faiss.omp_set_num_threads(self.args.threads)
             row = {
@@ -333,7 +334,7 @@ class Runner:
                 "recall_at_10": round(recall(found, truth[:200]), 4),
                 "p50_ms": round(p50, 4), "p99_ms": round(p99, 4), "qps_batch": None,
                 "build_s": round(build, 3), "memory_bytes": None,
-                "threads": {"single_query": engine_index.SERVING_THREADS},
+                "threads": {"single_query": SERVING_THREADS},
             }  # fmt: skip
             print(json.dumps({k: row[k] for k in ("index", "params", "recall_at_10", "p50_ms")}))
             self.rows.append(row)
@@ -473,7 +474,7 @@ def main() -> int:
 
     switch: list[dict[str, Any]] = []
     if not args.only_filtered:
-        faiss.omp_set_num_threads(engine_index.SERVING_THREADS)
+        faiss.omp_set_num_threads(SERVING_THREADS)
         switch = crossover(args.dim, args.crossover_sizes, args)
         faiss.omp_set_num_threads(args.threads)
 

@@ -206,7 +206,7 @@ def start_engine_server(
         metrics_port = line.split("metrics on :")[1].split("/")[0]
         address = f"127.0.0.1:{port}"
         wait_serving(address, timeout=max(1.0, deadline - time.monotonic()))
-    except RuntimeError as error:
+    except (RuntimeError, TimeoutError) as error:
         process.kill()
         process.wait()
         tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
@@ -230,21 +230,11 @@ def cache_counts(metrics_url: str) -> tuple[float, float]:
 
 def wait_serving(address: str, timeout: float = 180.0) -> None:
     import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    channel = grpc.insecure_channel(address)
-    stub = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            response = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
-            if response.status == health_pb2.HealthCheckResponse.SERVING:
-                channel.close()
-                return
-        except grpc.RpcError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{address} never became SERVING")
+    from recommender.client import wait_until_serving
+
+    with grpc.insecure_channel(address) as channel:
+        wait_until_serving(channel, timeout)
 
 
 def sample_index(tmp: Path) -> Path:

@@ -19,8 +19,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -64,22 +62,15 @@ def run_clusters(name: str, path: Path, embedder: Embedder, k: int) -> list[dict
     records = evaluation.read_jsonl(path)
     started = time.perf_counter()
     corpus = evaluation.EvalCorpus.build([evaluation.article_text(r) for r in records], embedder)
-    pools = evaluation.candidate_pools(corpus, DEFAULT.candidates)
+    space = evaluation.eval_space(corpus, records)
+    pools = evaluation.candidate_pools(space, DEFAULT.candidates)
     print(f"{name}: {len(records)} articles, corpus and pools in "
           f"{time.perf_counter() - started:.0f}s", flush=True)  # fmt: skip
-    stamps = np.array([evaluation._timestamp(r.get("published_at")) for r in records])
+    stamps = space.published_ts
     labels = [str(r["section"]) for r in records]
     rows = []
     for label, options in configurations():
-        lists = evaluation.neighbour_lists(
-            corpus,
-            k,
-            options,
-            langs=[str(r.get("lang") or "") for r in records],
-            sources=[str(r.get("source") or "") for r in records],
-            published_ts=stamps,
-            pools=pools,
-        )
+        lists = evaluation.neighbour_lists(space, k, options, pools=pools)
         metrics = evaluation.cluster_metrics(lists, labels, corpus.vectors, k, stamps)
         row = {"corpus": name, "configuration": label, "options": asdict(options), **metrics}
         print(json.dumps({k_: row[k_] for k_ in ("corpus", "configuration", "precision_at_k",
@@ -149,9 +140,10 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
         "",
         "## Same-section neighbours (precision@10), coverage and diversity",
         "",
-        "Every article is the query; its list is built exactly as `Engine.related` builds it",
-        "(candidates: the 100 nearest by embedding and the 100 best by the query's 32 most",
-        "distinctive n-grams; then `ranking.rank` on exact dense and lexical cosines).",
+        "Every article is the query; its list comes from the engine's own code: a row space",
+        "over the corpus (`RowSpace.in_memory`, the index type `auto` picks), candidates from",
+        "`candidates.gather` (the 100 nearest by embedding and the 100 best by the query's 32",
+        "most distinctive n-grams), then `ranking.rank` on exact dense and lexical cosines.",
         "Coverage: share of the corpus that appears in at least one list. Diversity: mean",
         "1 - cosine between the items of a list.",
         "",

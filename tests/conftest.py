@@ -11,6 +11,14 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 EVAL_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
+# Fixtures that load the real model: a test using one is slow (make unit-fast leaves it out)
+_MODEL_FIXTURES = {"model", "sample_index"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

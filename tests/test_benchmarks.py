@@ -11,7 +11,10 @@ import json
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, SAMPLE
+
+pytestmark = pytest.mark.slow  # each test runs a benchmark script in its own process
 
 REQUIRED_ROW_FIELDS = {
     "library", "index", "params", "recall_at_10", "p50_ms", "p99_ms", "qps_batch", "build_s",

@@ -13,15 +13,15 @@ import urllib.request
 import grpc
 import pytest
 from conftest import ROOT
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from recommender.client import RecommenderClient
-from recommender.config import IndexConfig
+from recommender.cli import main
+from recommender.client import RecommenderClient, wait_until_serving
+from recommender.config import IndexConfig, ServerConfig
 from recommender.embedding import Embedder
 from recommender.engine import Engine
 from recommender.indexing import index_sources
-from recommender.service.server import SERVICE_NAME, ServerConfig, create_server
+from recommender.service.server import SERVICE_NAME, create_server
 from recommender.v1 import recommender_pb2 as pb
 
 pytestmark = pytest.mark.slow
@@ -30,17 +30,7 @@ SEED = "libya-security-memoranda"
 
 
 def wait_serving(channel, service="", timeout=60.0):
-    stub = health_pb2_grpc.HealthStub(channel)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            status = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2).status
-            if status == health_pb2.HealthCheckResponse.SERVING:
-                return
-        except grpc.RpcError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the server never became SERVING")
+    wait_until_serving(channel, timeout, service)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +88,25 @@ def test_related_ranks_the_tripoli_visit_above_wuhan(client):
     assert ids.index("german-fm-tripoli-visit") < ids.index("wuhan-life-returns")
     assert response.snapshot and response.results[0].title
     assert {r.id for r in response.other_languages} >= {"libya-memoranda-en"}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--json"],
+        [],  # the plain listing too
+        ["--json", "--dense-weight", "0.35", "--recency-half-life", "7", "--lang", "ar"],
+        ["--json", "--no-recency", "--no-dedup", "--max-per-source", "2", "--exclude", "x"],
+    ],
+)
+def test_the_cli_prints_local_and_server_answers_identically(server, capsys, extra):
+    # before any test writes: the local engine reads the same published snapshot
+    args = ["related", "--id", SEED, "-k", "8", *extra]
+    assert main([*args, "--index-dir", str(server.engine.index_dir)]) == 0
+    local = capsys.readouterr().out
+    assert main([*args, "--server", f"127.0.0.1:{server.port}"]) == 0
+    remote = capsys.readouterr().out
+    assert local.strip() and remote == local
 
 
 def test_errors_map_to_status_codes_naming_the_field(client):

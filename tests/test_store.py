@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from recommender.articles import Article
+from recommender.errors import InvalidInputError
 from recommender.store import ArticleStore, int_id
 
 
@@ -38,7 +40,28 @@ def test_writes_survive_reopening_and_int_ids_are_stable(tmp_path):
     stored = reopened.get("x")
     assert stored.int_id == int_id("x") and stored.article.tags == ("a",)
     assert stored.article.metadata == {"k": 1}
-    assert int_id("x") == int_id("x") and 0 <= int_id("x") < 2**63
+    # the same integer on every machine and every rebuild (SHA-256 based, not Python's hash)
+    assert int_id("x") == 3274422879871479876 and 0 <= int_id("x") < 2**63
+
+
+def test_a_store_of_another_schema_version_is_refused(tmp_path):
+    path = tmp_path / "s.sqlite"
+    ArticleStore(path).close()
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(InvalidInputError, match="schema 99") as error:
+        ArticleStore(path)
+    assert error.value.field == "store"
+
+
+def test_summaries_leave_the_body_out(tmp_path):
+    store = ArticleStore(tmp_path / "s.sqlite")
+    store.upsert([Article(id="x", title="T", body="long body")])
+    assert store.get_many([int_id("x")])[int_id("x")].article.body == "long body"
+    assert store.get_many([int_id("x")], body=False)[int_id("x")].article.body == ""
+    assert store.get_many([int_id("x")], body=False)[int_id("x")].article.title == "T"
 
 
 def test_backup_is_a_consistent_read_only_copy(tmp_path):

@@ -7,11 +7,22 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from recommender import __version__
-from recommender.config import DEFAULT_RESULT_CACHE, DEFAULT_SERVER_WORKERS
+from recommender.cli_args import (
+    add_defaulted,
+    add_filter_args,
+    add_ranking_args,
+    default_of,
+    filters_from_args,
+    options_from_args,
+)
+from recommender.config import IndexConfig, ServerConfig
 from recommender.errors import InvalidInputError, RecommenderError
+
+if TYPE_CHECKING:
+    from recommender.engine import RelatedResponse
 
 
 def _cmd_embed(args: argparse.Namespace) -> int:
@@ -39,7 +50,6 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from recommender.config import IndexConfig
     from recommender.indexing import index_sources
 
     config = IndexConfig(
@@ -68,108 +78,40 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_ranking_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("ranking options (defaults measured, see docs/quality.md)")
-    group.add_argument("--dense-weight", type=float, help="1: dense only, 0: lexical only")
-    group.add_argument(
-        "--recency-half-life", type=float, metavar="DAYS", help="recency decay (default 30)"
-    )
-    group.add_argument("--no-recency", action="store_true", help="no recency decay (archives)")
-    group.add_argument("--dedup-threshold", type=float, help="cosine that folds duplicates")
-    group.add_argument("--no-dedup", action="store_true", help="do not fold near-duplicates")
-    group.add_argument("--mmr-lambda", type=float, help="diversity: 1 = none, lower = more")
-    group.add_argument("--max-per-source", type=int, help="at most N stories per source")
-    group.add_argument(
-        "--no-other-languages",
-        action="store_true",
-        help="keep the query's story in other languages in the main list",
-    )
+def _related_remote(args: argparse.Namespace) -> RelatedResponse:
+    from recommender.client import RecommenderClient
+    from recommender.service import convert
 
-
-def _option_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The ranking options given on the command line (None or False where not given), named
-    as ``RankingOptions.from_overrides`` and the gRPC ``RankingOptions`` message name them."""
-    return {
-        "dense_weight": args.dense_weight,
-        "recency_half_life_days": args.recency_half_life,
-        "no_recency": args.no_recency,
-        "dedup_threshold": args.dedup_threshold,
-        "no_dedup": args.no_dedup,
-        "mmr_lambda": args.mmr_lambda,
-        "max_per_source": args.max_per_source,
-        "no_other_languages": args.no_other_languages,
-    }
-
-
-def _options_from_args(args: argparse.Namespace) -> Any:
-    from recommender.ranking import RankingOptions
-
-    return RankingOptions.from_overrides(**_option_overrides(args))
-
-
-def _add_filter_args(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("filters")
-    group.add_argument("--lang", action="append", default=[], help="only this language")
-    group.add_argument("--section", action="append", default=[], help="only this section")
-    group.add_argument("--source", action="append", default=[], help="only this source")
-    group.add_argument("--after", help="published at or after (ISO 8601)")
-    group.add_argument("--before", help="published at or before (ISO 8601)")
-    group.add_argument("--exclude", action="append", default=[], help="never this id")
-
-
-def _filters_from_args(args: argparse.Namespace) -> Any:
-    from recommender.articles import parse_date_field
-    from recommender.ranking import Filters
-
-    return Filters(
-        langs=tuple(args.lang),
-        sections=tuple(args.section),
-        sources=tuple(args.source),
-        published_after=parse_date_field(args.after, "after"),
-        published_before=parse_date_field(args.before, "before"),
-        exclude_ids=tuple(args.exclude),
-    )
-
-
-def _cmd_related_remote(args: argparse.Namespace) -> int:
-    from recommender.client import RecommenderClient, item_to_dict
-    from recommender.v1 import recommender_pb2 as pb
-
-    filters = pb.Filters(
-        langs=args.lang,
-        sections=args.section,
-        sources=args.source,
-        published_after=args.after or "",
-        published_before=args.before or "",
-        exclude_ids=args.exclude,
-    )
-    # the same overrides as a local query; fields left unset keep the server's defaults
-    given = {k: v for k, v in _option_overrides(args).items() if v is not None and v is not False}
-    options = pb.RankingOptions(**given)
     token = Path(args.token_file).read_text(encoding="utf-8").strip() if args.token_file else None
     with RecommenderClient(args.server, token=token) as client:
-        response = client.related(
+        message = client.related(
             article_id=args.id,
             text=args.text,
             positive_ids=args.positive or (),
             negative_ids=args.negative or (),
             k=args.k,
-            filters=filters,
-            options=options,
+            filters=convert.filters_to_pb(filters_from_args(args)),
+            # only the options given travel: the server's defaults apply to the rest
+            options=convert.options_to_pb(options_from_args(args)),
             published_at=args.published_at or "",
         )
-    payload = {
-        "results": [item_to_dict(r) for r in response.results],
-        "other_languages": [item_to_dict(r) for r in response.other_languages],
-    }
-    if args.json:
-        print(json.dumps(payload, ensure_ascii=False))
-    else:
-        for rank, item in enumerate(payload["results"], start=1):
-            print(
-                f"{rank:>3}. {item['score']:.3f}  {item['id']}  [{item['lang']}]  {item['title']}"
-            )
-    return 0
+    return convert.response_from_pb(message)
+
+
+def _print_related(results: RelatedResponse, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(results.to_dict(), ensure_ascii=False))
+        return
+    for rank, item in enumerate(results.results, start=1):
+        a = item.article
+        terms = ", ".join(item.key_terms)
+        print(f"{rank:>3}. {item.score:.3f}  {item.id}  [{a.lang}] {item.relation}  {a.title}")
+        if terms:
+            print(f"        shared: {terms}")
+    if results.other_languages:
+        print("  same story in other languages:")
+        for item in results.other_languages:
+            print(f"       {item.dense_score:.3f}  {item.id}  [{item.article.lang}]")
 
 
 def _cmd_related(args: argparse.Namespace) -> int:
@@ -177,7 +119,8 @@ def _cmd_related(args: argparse.Namespace) -> int:
     from recommender.engine import Engine
 
     if args.server:
-        return _cmd_related_remote(args)
+        _print_related(_related_remote(args), args.json)
+        return 0
     if not args.index_dir:
         raise InvalidInputError("give --index-dir or --server", field="index_dir")
     engine = Engine(args.index_dir).load()
@@ -188,25 +131,13 @@ def _cmd_related(args: argparse.Namespace) -> int:
             positive_ids=tuple(args.positive or ()),
             negative_ids=tuple(args.negative or ()),
             k=args.k,
-            filters=_filters_from_args(args),
-            options=_options_from_args(args),
+            filters=filters_from_args(args),
+            options=options_from_args(args),
             published_at=parse_date_field(args.published_at, "published_at"),
         )
     finally:
         engine.close()
-    if args.json:
-        print(json.dumps(results.to_dict(), ensure_ascii=False))
-    else:
-        for rank, item in enumerate(results.results, start=1):
-            a = item.article
-            terms = ", ".join(item.key_terms)
-            print(f"{rank:>3}. {item.score:.3f}  {item.id}  [{a.lang}] {item.relation}  {a.title}")
-            if terms:
-                print(f"        shared: {terms}")
-        if results.other_languages:
-            print("  same story in other languages:")
-            for item in results.other_languages:
-                print(f"       {item.dense_score:.3f}  {item.id}  [{item.article.lang}]")
+    _print_related(results, args.json)
     return 0
 
 
@@ -218,8 +149,8 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         results = engine.recommend(
             args.history,
             k=args.k,
-            filters=_filters_from_args(args),
-            options=_options_from_args(args),
+            filters=filters_from_args(args),
+            options=options_from_args(args),
         )
     finally:
         engine.close()
@@ -233,7 +164,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     cache = EmbeddingCache(Path(args.cache).expanduser())
     embedder = Embedder(args.model, cache=cache)
-    options = _options_from_args(args)
+    options = options_from_args(args)
     if args.kind == "pairs":
         result = evaluation.eval_pairs(args.file, embedder, options)
     elif args.kind == "clusters":
@@ -254,14 +185,14 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     engine = Engine(args.index_dir).load()
     try:
-        print(json.dumps(engine.stats(), ensure_ascii=False, indent=2))
+        print(json.dumps(engine.stats().to_dict(), ensure_ascii=False, indent=2))
     finally:
         engine.close()
     return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from recommender.service.server import ServerConfig, serve
+    from recommender.service.server import serve
 
     token = None
     if args.auth_token_file:
@@ -317,12 +248,16 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("sources", nargs="+", metavar="SOURCE", help="article files, or -")
     index.add_argument("--index-dir", required=True, help="index directory")
     index.add_argument("--model", help="model name or path (default: the index's, else USE)")
+    from recommender.index import HNSW_THRESHOLD
+
     index.add_argument(
-        "--index-type", default="auto", help="auto (Flat, HNSW above 50k) or a FAISS factory string"
+        "--index-type",
+        default=default_of(IndexConfig, "index_type"),
+        help=f"auto (Flat, HNSW from {HNSW_THRESHOLD:,} articles) or a FAISS factory string",
     )
-    index.add_argument("--batch-size", type=int, default=256, help="articles per commit")
-    index.add_argument("--keep", type=int, default=3, help="snapshots to keep")
-    index.add_argument("--max-rejects", type=int, default=0, help="rejected records allowed")
+    add_defaulted(index, "--batch-size", IndexConfig, "batch_size", "articles per commit")
+    add_defaulted(index, "--keep", IndexConfig, "keep_snapshots", "snapshots to keep")
+    add_defaulted(index, "--max-rejects", IndexConfig, "max_rejects", "rejected records allowed")
     index.add_argument(
         "--sync", action="store_true", help="sources are the whole archive: delete the rest"
     )
@@ -345,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     related.add_argument("-k", type=int, default=10, help="number of results (default 10)")
     related.add_argument("--published-at", help="date of --text (recency counts from it)")
     related.add_argument("--json", action="store_true", help='print {"results": [...]}')
-    _add_filter_args(related)
-    _add_ranking_args(related)
+    add_filter_args(related)
+    add_ranking_args(related)
     related.set_defaults(handler=_cmd_related)
 
     recommend = commands.add_parser(
@@ -357,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     recommend.add_argument("--index-dir", required=True, help="index directory")
     recommend.add_argument("history", nargs="+", metavar="ID", help="ids read, oldest first")
     recommend.add_argument("-k", type=int, default=10, help="number of results (default 10)")
-    _add_filter_args(recommend)
-    _add_ranking_args(recommend)
+    add_filter_args(recommend)
+    add_ranking_args(recommend)
     recommend.set_defaults(handler=_cmd_recommend)
 
     evaluate = commands.add_parser(
@@ -380,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=str(Path("~/.cache/recommender/embeddings.sqlite")),
         help="embedding cache file",
     )
-    _add_ranking_args(evaluate)
+    add_ranking_args(evaluate)
     evaluate.set_defaults(handler=_cmd_eval)
 
     serve = commands.add_parser(
@@ -392,20 +327,20 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     serve.add_argument("--index-dir", required=True, help="index directory")
-    serve.add_argument("--address", default="127.0.0.1:50051", help="HOST:PORT to listen on")
-    serve.add_argument("--metrics-port", type=int, default=9464, help="-1 to disable")
+    add_defaulted(serve, "--address", ServerConfig, "address", "HOST:PORT to listen on")
+    add_defaulted(serve, "--metrics-port", ServerConfig, "metrics_port", "-1 to disable")
     serve.add_argument("--auth-token-file", help="require this bearer token for writes")
     serve.add_argument("--auth-reads", action="store_true", help="require the token for reads")
     serve.add_argument("--tls-cert", help="PEM certificate chain")
     serve.add_argument("--tls-key", help="PEM private key")
-    serve.add_argument(
-        "--workers", type=int, default=DEFAULT_SERVER_WORKERS,
-        help="request threads (more than the cores only contend for the GIL; raise it when "
-        "slow text queries should not make others wait)",
+    add_defaulted(
+        serve, "--workers", ServerConfig, "workers",
+        "request threads: more than the cores only contend for the GIL; raise it when slow "
+        "text queries should not make others wait",
     )  # fmt: skip
-    serve.add_argument(
-        "--result-cache", type=int, default=DEFAULT_RESULT_CACHE, metavar="N",
-        help="answers to article-id queries kept until the index changes (0: off)",
+    add_defaulted(
+        serve, "--result-cache", ServerConfig, "result_cache",
+        "answers to article-id queries kept until the index changes (0: off)", metavar="N",
     )  # fmt: skip
     serve.set_defaults(handler=_cmd_serve)
 

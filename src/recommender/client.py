@@ -1,7 +1,12 @@
-"""A small Python client for the gRPC service."""
+"""A small Python client for the gRPC service.
+
+Answers are the protobuf messages; ``recommender.service.convert`` turns them into the
+engine's own objects (``response_from_pb``), as the CLI does.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -10,31 +15,23 @@ import grpc
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 
-_RELATION_NAMES = {
-    pb.FOLLOW_UP: "follow_up",
-    pb.BACKGROUND: "background",
-    pb.SAME_TIME: "same_time",
-    pb.RELATION_UNSPECIFIED: "",
-}
 
+def wait_until_serving(channel: grpc.Channel, timeout: float = 60.0, service: str = "") -> None:
+    """Block until the server's health check says SERVING for ``service`` (a server loads its
+    index after it starts listening); TimeoutError after ``timeout`` seconds."""
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-def item_to_dict(item: pb.RelatedItem) -> dict[str, Any]:
-    """A result as the CLI's JSON prints it."""
-    return {
-        "id": item.id,
-        "title": item.title,
-        "score": round(item.score, 6),
-        "url": item.url,
-        "lang": item.lang,
-        "published_at": item.published_at or None,
-        "source": item.source,
-        "section": item.section,
-        "dense_score": round(item.dense_score, 6),
-        "lexical_score": round(item.lexical_score, 6),
-        "key_terms": list(item.key_terms),
-        "relation": _RELATION_NAMES.get(item.relation, ""),
-        "folded": item.folded,
-    }
+    stub = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            request = health_pb2.HealthCheckRequest(service=service)
+            if stub.Check(request, timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass  # not listening yet
+        time.sleep(0.1)
+    raise TimeoutError(f"the server did not become SERVING within {timeout:.0f} s")
 
 
 class RecommenderClient:
@@ -108,6 +105,10 @@ class RecommenderClient:
     def stats(self) -> pb.StatsResponse:
         """The serving snapshot and counts."""
         return cast(pb.StatsResponse, self._call("Stats", pb.StatsRequest()))
+
+    def wait_until_serving(self, timeout: float = 60.0) -> None:
+        """Block until the server says SERVING; see ``wait_until_serving``."""
+        wait_until_serving(self.channel, timeout)
 
     def close(self) -> None:
         """Close the channel."""

@@ -1,4 +1,6 @@
-"""Typed, frozen settings. Read from flags and environment only at the edges (CLI, service)."""
+"""Typed, frozen settings. Read from flags and environment only at the edges (CLI, service).
+
+Every default the CLI shows comes from these dataclasses."""
 
 from __future__ import annotations
 
@@ -33,3 +35,21 @@ DEFAULT_SERVER_WORKERS = 2
 # Answers to article-id queries the server keeps until the index changes (about 12 KiB each,
 # measured on ANT).
 DEFAULT_RESULT_CACHE = 8192
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """How the service runs; read from flags at the edge (``recommender serve``)."""
+
+    index_dir: Path
+    address: str = "127.0.0.1:50051"
+    metrics_port: int | None = 9464
+    auth_token: str | None = None
+    auth_reads: bool = False
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    workers: int = DEFAULT_SERVER_WORKERS
+    result_cache: int = DEFAULT_RESULT_CACHE  # article-id answers kept per index generation
+    watch_interval: float = 2.0
+    grace_seconds: float = 5.0
+    warm_model: bool = True

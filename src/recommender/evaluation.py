@@ -4,9 +4,10 @@
 - ``clusters``: precision@k of same-label neighbours, coverage and intra-list diversity;
 - ``parallel``: cross-lingual retrieval of the same document (top-1 accuracy and MRR).
 
-Every text is prepared with the engine's text recipe, embedded with the engine's model (through
-the embedding cache) and scored with ``recommender.ranking.relevance`` and ``rank``: the figures
-describe what ``related`` would return, not a separate model.
+Every text is prepared with the engine's text recipe and embedded with the engine's model
+(through the embedding cache). Cluster lists come from the engine's own row space, candidate
+generation (``candidates.gather``) and ``ranking.rank``: the figures describe what ``related``
+returns, not a separate model.
 """
 
 from __future__ import annotations
@@ -17,19 +18,21 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from recommender import candidates, queries
+from recommender.articles import Article, parse_datetime
 from recommender.embedding import Embedder
 from recommender.errors import InvalidInputError
-from recommender.lexical import LexicalModel, prune_rows
-from recommender.ranking import CandidatePool, RankingOptions, rank, relevance
+from recommender.lexical import LexicalModel
+from recommender.ranking import CandidatePool, Filters, RankingOptions, rank, relevance
+from recommender.rowspace import RowSpace
 from recommender.text import DEFAULT_RECIPE, TextRecipe
-
-_BLOCK = 512
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
@@ -120,89 +123,79 @@ def eval_pairs(
 # -- clusters ---------------------------------------------------------------------------------
 
 
+def eval_space(corpus: EvalCorpus, records: Sequence[dict[str, Any]]) -> RowSpace:
+    """The engine's row space over an evaluation corpus (row ``i`` is record ``i``), with the
+    index type the engine would build for this many articles."""
+    articles = [
+        Article(
+            id=str(i),
+            title=str(r.get("title") or ""),
+            lang=str(r.get("lang") or ""),
+            source=str(r.get("source") or ""),
+            section=str(r.get("section") or ""),
+            published_at=_datetime(r.get("published_at")),
+        )
+        for i, r in enumerate(records)
+    ]
+    return RowSpace.in_memory(articles, corpus.vectors, corpus.model, corpus.lexical)
+
+
 @dataclass
 class QueryPool:
-    """The candidates of one query: positions, dense and lexical cosine."""
+    """The candidates of one query, as the engine gathered them (rows, exact dense and
+    lexical cosines, and which side found each), without their vectors."""
 
-    candidates: np.ndarray
+    rows: np.ndarray
     dense: np.ndarray
     lexical: np.ndarray
-    from_dense: np.ndarray  # which candidates the embedding search found
-    from_lexical: np.ndarray  # which the n-gram lookup found
+    from_dense: np.ndarray
+    from_lexical: np.ndarray
 
 
-def candidate_pools(corpus: EvalCorpus, fetch: int = 100) -> list[QueryPool]:
-    """For every document as the query: the union of its ``fetch`` nearest neighbours by
-    embedding and by its most distinctive n-grams (itself excluded), with exact dense and
-    lexical cosines, as ``Engine.related`` fetches candidates."""
-    n = len(corpus.texts)
-    fetch = min(fetch, n - 1)
-    pools: list[QueryPool] = []
-    postings = corpus.lexical.T.tocsr()  # the inverted index: n-gram -> documents
-    for start in range(0, n, _BLOCK):
-        stop = min(n, start + _BLOCK)
-        dense = corpus.vectors[start:stop] @ corpus.vectors.T
-        partial = (prune_rows(corpus.lexical[start:stop]) @ postings).toarray()
-        for row in range(stop - start):
-            query = start + row
-            dense[row, query] = partial[row, query] = -np.inf
-            by_dense = np.argpartition(-dense[row], fetch)[:fetch]
-            by_lexical = np.argpartition(-partial[row], fetch)[:fetch]
-            by_lexical = by_lexical[partial[row, by_lexical] > 0]
-            candidates = np.union1d(by_dense, by_lexical)
-            lexical = (corpus.lexical[candidates] @ corpus.lexical[query].T).toarray().ravel()
-            pools.append(
-                QueryPool(
-                    candidates,
-                    dense[row, candidates],
-                    lexical,
-                    np.isin(candidates, by_dense),
-                    np.isin(candidates, by_lexical),
-                )
+def candidate_pools(space: RowSpace, fetch: int = 100) -> list[QueryPool]:
+    """For every row as the query: its candidates from both sides, gathered by the engine's
+    own ``candidates.gather`` (the query article excluded)."""
+    pools = []
+    for row in range(len(space.ids)):
+        query = queries.article_query(space, [space.ids[row]], [])
+        found = candidates.gather(space, query, fetch, Filters())
+        pools.append(
+            QueryPool(
+                found.rows, found.pool.dense, found.pool.lexical, found.from_dense,
+                found.from_lexical,
             )
+        )  # fmt: skip
     return pools
 
 
 def neighbour_lists(
-    corpus: EvalCorpus,
+    space: RowSpace,
     k: int,
     options: RankingOptions,
     *,
-    langs: Sequence[str] | None = None,
-    sources: Sequence[str] | None = None,
-    published_ts: np.ndarray | None = None,
     pools: list[QueryPool] | None = None,
 ) -> list[list[int]]:
-    """The top-k list of every document used as the query (itself excluded), ordered by
-    ``recommender.ranking.rank`` with ``options`` as ``Engine.related`` does."""
-    n = len(corpus.texts)
-    langs = list(langs) if langs is not None else [""] * n
-    sources = list(sources) if sources is not None else [""] * n
-    stamps = published_ts if published_ts is not None else np.full(n, np.nan)
+    """The top-k list (rows) of every row used as the query, as ``Engine.related`` ranks it:
+    the engine's candidates, from the sides ``options`` use, ordered by ``ranking.rank``."""
     if pools is None:
-        pools = candidate_pools(corpus, options.candidates)
+        pools = candidate_pools(space, candidates.fetch_size(k, options))
+    dense_side, lexical_side = candidates.sides(options)
     lists: list[list[int]] = []
     for query, qp in enumerate(pools):
-        # dense only searches embeddings only; lexical only looks n-grams up only (as the engine)
-        keep = (
-            qp.from_dense
-            if options.dense_weight == 1.0
-            else qp.from_lexical
-            if options.dense_weight == 0.0
-            else np.ones(len(qp.candidates), dtype=bool)
-        )
-        candidates = qp.candidates[keep]
+        keep = (qp.from_dense & dense_side) | (qp.from_lexical & lexical_side)
+        rows = qp.rows[keep]
         pool = CandidatePool(
             dense=qp.dense[keep],
             lexical=qp.lexical[keep],
-            vectors=corpus.vectors[candidates],
-            published_ts=stamps[candidates],
-            langs=[langs[c] for c in candidates],
-            sources=[sources[c] for c in candidates],
+            vectors=space.vectors.vectors([int(space.int_ids[r]) for r in rows]),
+            published_ts=space.published_ts[rows],
+            langs=[str(space.langs[r]) for r in rows],
+            sources=[str(space.sources[r]) for r in rows],
         )
-        reference = None if math.isnan(stamps[query]) else float(stamps[query])
-        ranked = rank(pool, k, options, query_lang=langs[query], reference_ts=reference)
-        lists.append([int(candidates[i]) for i in ranked.main])
+        stamp = space.published_ts[query]
+        reference = None if math.isnan(stamp) else float(stamp)
+        ranked = rank(pool, k, options, query_lang=str(space.langs[query]), reference_ts=reference)
+        lists.append([int(rows[i]) for i in ranked.main])
     return lists
 
 
@@ -261,27 +254,19 @@ def eval_clusters(
         )
     if corpus is None:
         corpus = EvalCorpus.build([article_text(r) for r in records], embedder)
-    stamps = np.array([_timestamp(r.get("published_at")) for r in records], dtype=np.float64)
-    lists = neighbour_lists(
-        corpus,
-        k,
-        options,
-        langs=[str(r.get("lang") or "") for r in records],
-        sources=[str(r.get("source") or "") for r in records],
-        published_ts=stamps,
-    )
-    return cluster_metrics(lists, [str(r[label]) for r in records], corpus.vectors, k, stamps)
+    space = eval_space(corpus, records)
+    lists = neighbour_lists(space, k, options)
+    labels = [str(r[label]) for r in records]
+    return cluster_metrics(lists, labels, corpus.vectors, k, space.published_ts)
 
 
-def _timestamp(value: Any) -> float:
-    from recommender.articles import parse_datetime
-
+def _datetime(value: Any) -> datetime | None:
     if not isinstance(value, str) or not value:
-        return math.nan
+        return None
     try:
-        return parse_datetime(value).timestamp()
+        return parse_datetime(value)
     except ValueError:
-        return math.nan
+        return None
 
 
 # -- parallel ---------------------------------------------------------------------------------
@@ -330,6 +315,29 @@ def eval_parallel(
         "mean_top1": round(float(np.mean(top1)), 4) if top1 else None,
         "pairs": pairs,
     }
+
+
+def recall_at_k(
+    found: np.ndarray,
+    truth: np.ndarray,
+    k: int = 10,
+    *,
+    found_scores: np.ndarray | None = None,
+    truth_scores: np.ndarray | None = None,
+    tolerance: float = 1e-5,
+) -> float:
+    """Share of each query's true ``k`` nearest (``truth``, best first) among the ``k`` found,
+    averaged over queries. With exact scores of both, a found item that scores at least the
+    k-th true score (within ``tolerance``) counts as a hit: ties at the boundary are not misses.
+    """
+    hits = []
+    for row, (got, want) in enumerate(zip(found, truth, strict=True)):
+        got, want = got[:k], want[:k]
+        hit = np.isin(got, want)
+        if found_scores is not None and truth_scores is not None and len(want):
+            hit |= found_scores[row][: len(got)] >= truth_scores[row][len(want) - 1] - tolerance
+        hits.append(float(hit[got >= 0].sum()) / k)
+    return float(np.mean(hits)) if hits else 0.0
 
 
 def group_counts(values: Sequence[str]) -> dict[str, int]:

@@ -2,7 +2,8 @@
 
 Incremental: an article whose embedded text is unchanged is never embedded again (the store
 keeps each article's vector with the hash of the text it came from, and the embedding cache
-catches identical texts across ids and rebuilds). Safe: the working store commits batch by
+catches identical texts across ids and rebuilds). Articles go through the same write
+path as a real-time ``Upsert`` (``writer``). Safe: the working store commits batch by
 batch, but serving reads only published snapshots, and a snapshot is published atomically
 after a complete build. Observable: progress, a summary of counts, rejects with reasons.
 """
@@ -19,8 +20,6 @@ from typing import Any
 from recommender.articles import Article, Deletion, Rejection, read_many
 from recommender.config import IndexConfig
 from recommender.embedding import Embedder, EmbeddingCache
-from recommender.embedding.cache import text_hash
-from recommender.errors import ModelError
 from recommender.snapshot import (
     CACHE_FILE,
     FORMAT_VERSION,
@@ -31,6 +30,7 @@ from recommender.snapshot import (
     working_store,
 )
 from recommender.store import ArticleStore
+from recommender.writer import embed_texts, prepare_texts, store_articles
 
 REJECTS_FILE = "rejects.jsonl"
 
@@ -193,28 +193,19 @@ def _flush(
     pending.clear()
     known = store.content_hashes([a.id for a in articles])
     with_vector = store.ids_with_vector(embedder.identity, [a.id for a in articles])
-    changed: list[Article] = []
-    texts: list[str] = []
-    for article in articles:
-        if known.get(article.id) == article.content_hash() and article.id in with_vector:
-            summary.unchanged += 1
-            continue
-        text = config.recipe.text(article.title, article.lead, article.body)
-        if not text:
-            summary.rejections.append(
-                Rejection(
-                    "-", 0, "body", f"article {article.id!r} has no text once HTML is removed"
-                )
-            )
-            continue
-        changed.append(article)
-        texts.append(text)
-    if not changed:
+    changed = [
+        a for a in articles if not (known.get(a.id) == a.content_hash() and a.id in with_vector)
+    ]
+    summary.unchanged += len(articles) - len(changed)
+    texts, problems = prepare_texts(changed, config.recipe)
+    for _, name, message in problems:
+        summary.rejections.append(Rejection("-", 0, name, message))
+    kept = [(a, t) for a, t in zip(changed, texts, strict=True) if t is not None]
+    if not kept:
         return
-    vectors = embedder.embed(texts)
-    if vectors.shape[1] != embedder.dimension:
-        raise ModelError(f"model returned {vectors.shape[1]} dimensions, not {embedder.dimension}")
-    outcome = store.upsert(changed, embedder.identity, vectors, [text_hash(t) for t in texts])
+    articles, prepared = [a for a, _ in kept], [t for _, t in kept]
+    vectors = embed_texts(embedder, prepared)
+    outcome = store_articles(store, embedder, articles, prepared, vectors)
     summary.added += len(outcome.added)
     summary.updated += len(outcome.updated)
     # content identical but the vector for this model was missing: counted as unchanged

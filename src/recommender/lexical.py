@@ -6,14 +6,14 @@ Arabic words across their clitics (``طرابلس`` in ``لطرابلس``) and i
 N-grams are hashed into a fixed space (no vocabulary to store), weighted by sublinear tf and
 the corpus idf, and L2-normalised, so the lexical score of two texts is their cosine.
 
-Key terms for explanations are whole words (clitics stripped) weighted the same way.
+``LexicalIndex`` holds the rows of a row space and their inverted index (n-gram -> rows), for
+lexical candidates and scores. Key terms for explanations are whole words (``words``) weighted
+by the corpus' word idf.
 """
 
 from __future__ import annotations
 
-import functools
-import re
-import zlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,37 +23,15 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from recommender.text import normalize_arabic
+from recommender.words import (
+    MAX_LEXICAL_CHARS,
+    ArticleWords,
+    WordTable,
+    normalize_for_lexical,
+)
 
 N_FEATURES = 2**20
 NGRAM_RANGE = (3, 4)  # (3, 5) scores 0.002 higher on ANT at 40 % more memory
-MAX_LEXICAL_CHARS = 2000
-_WORD = re.compile(r"\w{3,}")
-# Arabic proclitics: conjunctions, prepositions and the article, longest first
-_CLITICS = ("وبال", "وال", "بال", "كال", "فال", "لل", "ال", "و", "ب", "ل", "ف")
-_DIGITS = re.compile(r"^\d+$")
-# Function words that corpus idf alone does not push down on small corpora; only used to
-# choose the key terms shown as explanations, never for scoring.
-_STOPWORD_TEXT = """
-    في من على إلى الى عن مع هذا هذه ذلك التي الذي الذين كان كانت يكون بعد قبل حول بين عند
-    منذ خلال حتى ضد لدى أن ان إن أو او ثم كما لكن غير كل بعض أي اي ما لم لن قد هو هي هم
-    وقد وفي ومن وعلى وأن وهو وهي فيما بها به لها له منها عليه عليها إلا الا
-    the and for with that this from was were are has have had its his her their they them
-    will would can could not but into over after before about than then also more most said
-    says which who whom what when where while been being one two new
-    der die das und mit von für den dem des ein eine einer eines ist sind wird wurde auf aus
-    bei nach über unter vor zum zur sich auch nicht noch nur wie als
-    les des une dans pour par sur avec est sont qui que aux ses leur plus pas été
-    los las una unos con por para del que sus más como fue son está han
-    bir ile için olarak olan gibi daha çok kadar sonra önce ancak ama veya
-    что как это его для при после так уже был была были или его она они
-"""
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-
-
-def normalize_for_lexical(text: str) -> str:
-    """Lower-case and Arabic-fold a text for lexical matching."""
-    return normalize_arabic(text.lower())
 
 
 def _char_vectorizer() -> HashingVectorizer:
@@ -98,114 +76,110 @@ def prune_rows(matrix: sp.csr_matrix, keep: int = QUERY_FEATURES) -> sp.csr_matr
     )
 
 
-def word_stem(word: str) -> str:
-    """A word without its Arabic proclitics (other scripts pass through)."""
-    for clitic in _CLITICS:
-        if word.startswith(clitic) and len(word) - len(clitic) >= 3:
-            return word[len(clitic) :]
-    return word
+class LexicalIndex:
+    """The lexical rows of a row space and their inverted index, copy on write.
 
-
-@functools.lru_cache(maxsize=200_000)
-def _word_key(surface: str) -> str:
-    # "" for numbers: one cached lookup per distinct word decides both
-    if _DIGITS.match(surface):
-        return ""
-    return word_stem(normalize_for_lexical(surface))
-
-
-def words(text: str) -> dict[str, str]:
-    """Stemmed key -> first surface form, for the words of a text (3+ letters, no numbers)."""
-    found: dict[str, str] = {}
-    for surface in dict.fromkeys(_WORD.findall(text)):  # distinct words, in order
-        key = _word_key(surface)
-        if key:
-            found.setdefault(key, surface)
-    return found
-
-
-_STOPWORDS_KEYS = frozenset(word_stem(normalize_for_lexical(w)) for w in _STOPWORDS)
-
-
-@functools.lru_cache(maxsize=200_000)
-def _word_crc(word: str) -> int:
-    # stable across processes (Python's hash() is salted)
-    return zlib.crc32(word.encode("utf-8"))
-
-
-@dataclass(frozen=True)
-class ArticleWords:
-    """One text's words as key terms compare them: 32-bit hashes of the stemmed keys (stop
-    words left out) in text order, and the same words as first written in the text."""
-
-    hashes: np.ndarray  # uint32
-    _surfaces: str | list[str]  # "\n"-joined (as a snapshot stores them) or a list
-
-    @classmethod
-    def of(cls, text: str) -> ArticleWords:
-        """The words of a text (its first ``MAX_LEXICAL_CHARS`` characters)."""
-        found = {
-            k: v for k, v in words(text[:MAX_LEXICAL_CHARS]).items() if k not in _STOPWORDS_KEYS
-        }
-        hashes = np.fromiter((_word_crc(k) for k in found), dtype=np.uint32, count=len(found))
-        return cls(hashes, list(found.values()))
-
-    def surfaces(self) -> list[str]:
-        """The words as written, aligned with ``hashes``."""
-        if isinstance(self._surfaces, list):
-            return self._surfaces
-        return self._surfaces.split("\n") if self._surfaces else []
-
-
-class WordTable:
-    """Every snapshot article's ``ArticleWords``, computed once when the snapshot is built.
-
-    Explaining a result then costs an intersection of two small arrays instead of reading and
-    tokenising the article again (which was ~0.3 ms per result on ANT).
+    Rows of the snapshot (``main``) come first; rows added in real time (``delta``) follow.
+    ``with_rows`` returns a new index and leaves this one as it was, so a request keeps a
+    consistent view while writes go on.
     """
 
-    FILE = "lexical_words.npz"
-
-    def __init__(
-        self, indptr: np.ndarray, hashes: np.ndarray, text_indptr: np.ndarray, text: np.ndarray
-    ) -> None:
-        self.indptr, self.hashes = indptr, hashes
-        self.text_indptr, self.text = text_indptr, text
-
-    @classmethod
-    def build(cls, rows: Sequence[ArticleWords]) -> WordTable:
-        """A table with one row per item of ``rows``."""
-        lengths = [len(r.hashes) for r in rows]
-        encoded = ["\n".join(r.surfaces()).encode("utf-8") for r in rows]
-        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=indptr[1:])
-        text_indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum([len(e) for e in encoded], out=text_indptr[1:])
-        hashes = np.concatenate([r.hashes for r in rows]) if rows else np.zeros(0, np.uint32)
-        text = np.frombuffer(b"".join(encoded), dtype=np.uint8)
-        return cls(indptr, hashes.astype(np.uint32), text_indptr, text)
+    def __init__(self, main: sp.csr_matrix, delta: sp.csr_matrix | None = None) -> None:
+        self.main = main.tocsr()
+        self.n_main: int = int(self.main.shape[0])
+        self.delta: sp.csr_matrix = (
+            delta if delta is not None else sp.csr_matrix((0, self.main.shape[1]), dtype=np.float32)
+        )
+        # n-gram -> rows: the inverted index for lexical candidates
+        self._postings_main: sp.csr_matrix = self.main.T.tocsr()
+        self._postings_delta: sp.csr_matrix | None = None
 
     def __len__(self) -> int:
-        return len(self.indptr) - 1
+        return self.n_main + int(self.delta.shape[0])
 
-    def row(self, row: int) -> ArticleWords:
-        """The words of one article."""
-        hashes = self.hashes[self.indptr[row] : self.indptr[row + 1]]
-        raw = self.text[self.text_indptr[row] : self.text_indptr[row + 1]]
-        return ArticleWords(hashes, raw.tobytes().decode("utf-8"))
+    def with_rows(self, rows: sp.csr_matrix) -> LexicalIndex:
+        """A new index with ``rows`` appended after the existing ones."""
+        new = LexicalIndex.__new__(LexicalIndex)
+        new.main, new.n_main = self.main, self.n_main
+        new._postings_main = self._postings_main
+        new.delta = sp.vstack([self.delta, rows]).tocsr()
+        new._postings_delta = None
+        return new
 
-    def save(self, directory: Path) -> Path:
-        """Write the table; returns the file written."""
-        path = directory / self.FILE
-        np.savez(path, indptr=self.indptr, hashes=self.hashes,
-                 text_indptr=self.text_indptr, text=self.text)  # fmt: skip
-        return path
+    def row(self, row: int) -> sp.csr_matrix:
+        """The lexical vector of one row."""
+        if row < self.n_main:
+            return self.main[row]
+        return self.delta[row - self.n_main]
 
-    @classmethod
-    def load(cls, directory: Path) -> WordTable:
-        """Read what ``save`` wrote."""
-        with np.load(directory / cls.FILE) as data:
-            return cls(data["indptr"], data["hashes"], data["text_indptr"], data["text"])
+    def scores(self, rows: Sequence[int] | np.ndarray, query: sp.csr_matrix) -> np.ndarray:
+        """Lexical cosine of the query with each row."""
+        out = np.zeros(len(rows), dtype=np.float64)
+        query = query.tocsr()
+        if not query.nnz:
+            return out
+        # the query as a dense lookup table over the hashed n-gram space: a sparse matrix by
+        # dense vector product, the fastest form measured. The 4 MiB table is kept per thread
+        # and cleared after use (allocating and zeroing it cost more than the product).
+        lookup = _lookup_table(query.shape[1])
+        lookup[query.indices] = query.data
+        try:
+            wanted = np.asarray(rows, dtype=np.int64)
+            in_main = wanted < self.n_main
+            for part, matrix, offset in (
+                (in_main, self.main, 0),
+                (~in_main, self.delta, self.n_main),
+            ):
+                if part.any():
+                    out[part] = matrix[wanted[part] - offset] @ lookup  # row slicing runs in C
+        finally:
+            lookup[query.indices] = 0.0
+        return out
+
+    def candidates(self, query: sp.csr_matrix, mask: np.ndarray, n: int) -> np.ndarray:
+        """Rows (where ``mask`` holds) sharing the query's most distinctive n-grams, best
+        partial score first."""
+        pruned = prune_rows(query)
+        if pruned.nnz == 0:
+            return np.zeros(0, dtype=np.int64)
+        scores = np.zeros(len(self), dtype=np.float64)
+        tiers = [(self._postings_main, 0)]
+        if self.delta.shape[0]:
+            tiers.append((self._delta_postings(), self.n_main))
+        for postings, offset in tiers:
+            # walk the posting lists of the query's n-grams: one bincount, no sparse product
+            starts = postings.indptr[pruned.indices]
+            stops = postings.indptr[pruned.indices + 1]
+            lengths = stops - starts
+            if not lengths.sum():
+                continue
+            take = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops, strict=True)])
+            weights = postings.data[take] * np.repeat(pruned.data, lengths)
+            part = np.bincount(postings.indices[take], weights=weights, minlength=postings.shape[1])
+            scores[offset : offset + len(part)] += part
+        scores[~mask] = 0.0
+        hits = np.flatnonzero(scores > 0)
+        if len(hits) > n:
+            hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
+        return hits[np.argsort(-scores[hits], kind="stable")]
+
+    def _delta_postings(self) -> sp.csr_matrix:
+        # built once per change, on first use (a benign race: two threads build the same)
+        if self._postings_delta is None:
+            self._postings_delta = self.delta.T.tocsr()
+        return self._postings_delta
+
+
+_thread_state = threading.local()
+
+
+def _lookup_table(size: int) -> np.ndarray:
+    """This thread's all-zero float32 table of ``size`` entries (callers clear what they set)."""
+    table: np.ndarray | None = getattr(_thread_state, "lookup", None)
+    if table is None or len(table) != size:
+        table = np.zeros(size, dtype=np.float32)
+        _thread_state.lookup = table
+    return table
 
 
 @dataclass

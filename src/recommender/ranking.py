@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -321,12 +322,21 @@ def cap_per_source(order: list[int], sources: list[str], cap: int) -> list[int]:
     return kept
 
 
-def time_relation(published_ts: float, reference_ts: float | None) -> str:
-    """``follow_up`` (published after the query article), ``background`` (before), or ``""``."""
+class Relation(StrEnum):
+    """How a story stands in time to the query article."""
+
+    FOLLOW_UP = "follow_up"  # published after it
+    BACKGROUND = "background"  # published before it
+    SAME_TIME = "same_time"
+    UNKNOWN = ""  # either date is unknown
+
+
+def time_relation(published_ts: float, reference_ts: float | None) -> Relation:
+    """The story's relation in time to the reference date."""
     if reference_ts is None or math.isnan(reference_ts) or math.isnan(published_ts):
-        return ""
+        return Relation.UNKNOWN
     if published_ts > reference_ts:
-        return "follow_up"
+        return Relation.FOLLOW_UP
     if published_ts < reference_ts:
-        return "background"
-    return "same_time"
+        return Relation.BACKGROUND
+    return Relation.SAME_TIME

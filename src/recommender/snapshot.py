@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.checksums import sha256_file
 from recommender.errors import InvalidInputError, NotFoundError, RecommenderError
-from recommender.index import VectorIndex, fsync_file
-from recommender.lexical import LexicalModel, WordTable
+from recommender.files import fsync_dir, fsync_file, sha256_file
+from recommender.index import VectorIndex
+from recommender.lexical import LexicalModel
 from recommender.store import ArticleStore
 from recommender.text import TextRecipe
+from recommender.words import WordTable
 
 FORMAT_VERSION = 3  # 2: lexical model and matrix in every snapshot; 3: key-term word table
 CURRENT_FILE = "CURRENT"
@@ -91,14 +92,6 @@ class Snapshot:
     def close(self) -> None:
         """Release the store connection."""
         self.store.close()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(str(path), os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def current_name(index_dir: str | Path) -> str | None:
@@ -164,7 +157,7 @@ def build_snapshot(
             fsync_file(path)
         final = snapshots / name
         building.rename(final)
-        _fsync_dir(snapshots)
+        fsync_dir(snapshots)
         _publish(root, name)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
@@ -192,7 +185,7 @@ def _publish(root: Path, name: str) -> None:
     temporary.write_text(name + "\n", encoding="utf-8")
     fsync_file(temporary)
     os.replace(temporary, root / CURRENT_FILE)
-    _fsync_dir(root)
+    fsync_dir(root)
 
 
 def prune(index_dir: str | Path, keep: int = KEEP_SNAPSHOTS) -> list[str]:

@@ -110,6 +110,16 @@ class ArticleStore:
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
                 )
                 self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('seq', '0')")
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None or row[0] != SCHEMA_VERSION:
+            found = row[0] if row else "none"
+            raise InvalidInputError(
+                f"{self.path} has store schema {found}, this release reads {SCHEMA_VERSION}",
+                field="store",
+            )
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -132,49 +142,25 @@ class ArticleStore:
             ).fetchone()
         return _row_to_stored(row) if row else None
 
-    def get_many(self, int_ids: Sequence[int]) -> dict[int, StoredArticle]:
-        """Articles by FAISS id; ids not in the store are absent from the result."""
-        found: dict[int, StoredArticle] = {}
-        ids = [int(i) for i in int_ids]
-        with self._lock:
-            for start in range(0, len(ids), _BATCH):
-                part = ids[start : start + _BATCH]
-                marks = ",".join("?" * len(part))
-                for row in self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM articles WHERE int_id IN ({marks})", part
-                ):
-                    stored = _row_to_stored(row)
-                    found[stored.int_id] = stored
-        return found
+    def get_many(self, int_ids: Sequence[int], *, body: bool = True) -> dict[int, StoredArticle]:
+        """Articles by FAISS id; ids not in the store are absent from the result. Without
+        ``body`` the body is left empty (a list of links does not need it)."""
+        columns = _COLUMNS if body else _COLUMNS.replace("body", "''")
+        rows = self._select_in(f"SELECT {columns} FROM articles WHERE int_id IN ({{}})", int_ids)
+        return {int(row[0]): _row_to_stored(row) for row in rows}
 
     def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
         """Current content hash of each known id."""
-        found: dict[str, str] = {}
-        with self._lock:
-            for start in range(0, len(article_ids), _BATCH):
-                part = list(article_ids[start : start + _BATCH])
-                marks = ",".join("?" * len(part))
-                found.update(
-                    self._conn.execute(
-                        f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", part
-                    ).fetchall()
-                )
-        return found
+        sql = "SELECT id, content_hash FROM articles WHERE id IN ({})"
+        return dict(self._select_in(sql, article_ids))
 
     def ids_with_vector(self, model: str, article_ids: Sequence[str]) -> set[str]:
         """Which of these ids have a vector for ``model``."""
-        found: set[str] = set()
-        with self._lock:
-            for start in range(0, len(article_ids), _BATCH):
-                part = list(article_ids[start : start + _BATCH])
-                marks = ",".join("?" * len(part))
-                rows = self._conn.execute(
-                    "SELECT a.id FROM articles a JOIN vectors v ON v.int_id = a.int_id "
-                    f"WHERE v.model = ? AND a.id IN ({marks})",
-                    [model, *part],
-                )
-                found.update(r[0] for r in rows)
-        return found
+        sql = (
+            "SELECT a.id FROM articles a JOIN vectors v ON v.int_id = a.int_id "
+            "WHERE v.model = ? AND a.id IN ({})"
+        )
+        return {row[0] for row in self._select_in(sql, article_ids, (model,))}
 
     def all_ids(self) -> set[str]:
         """Every article id in the store."""
@@ -213,17 +199,10 @@ class ArticleStore:
                     ids.append(i)
                     blobs.append(blob)
             else:
-                wanted = [int(i) for i in int_ids]
-                for start in range(0, len(wanted), _BATCH):
-                    part = wanted[start : start + _BATCH]
-                    marks = ",".join("?" * len(part))
-                    for i, blob in self._conn.execute(
-                        "SELECT int_id, vector FROM vectors"
-                        f" WHERE model = ? AND int_id IN ({marks})",
-                        [model, *part],
-                    ):
-                        ids.append(i)
-                        blobs.append(blob)
+                sql = "SELECT int_id, vector FROM vectors WHERE model = ? AND int_id IN ({})"
+                for i, blob in self._select_in(sql, [int(i) for i in int_ids], (model,)):
+                    ids.append(i)
+                    blobs.append(blob)
         if not blobs:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
@@ -338,6 +317,20 @@ class ArticleStore:
             self._conn.close()
 
     # -- internals -------------------------------------------------------------------------
+
+    def _select_in(
+        self, sql: str, values: Sequence[Any], params: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` (whose ``IN ({})`` takes ``values``) read in batches below SQLite's
+        limit of host parameters per statement; ``params`` come before the values."""
+        rows: list[tuple[Any, ...]] = []
+        values = list(values)
+        with self._lock:
+            for start in range(0, len(values), _BATCH):
+                part = values[start : start + _BATCH]
+                marks = ",".join("?" * len(part))
+                rows.extend(self._conn.execute(sql.format(marks), [*params, *part]).fetchall())
+        return rows
 
     def _next_seq(self) -> int:
         self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'seq'")

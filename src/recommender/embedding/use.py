@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from sentence_transformers.base.modules import InputModule
 
-from recommender.checksums import sha256_file
+from recommender.files import sha256_file
 
 MODEL_NAME = "use-multilingual-v3"
 EMBEDDING_DIM = 512

@@ -1,22 +1,30 @@
-"""All conversion between protobuf messages and the engine's domain objects lives here."""
+"""Every conversion between protobuf messages and the engine's domain objects, both ways.
+
+The server reads requests with the ``*_from_pb`` functions and answers with ``*_to_pb``; the
+client and the CLI build requests with ``*_to_pb`` and read answers with ``*_from_pb``. The
+domain objects' ``to_dict`` is the JSON form, so a local and a remote answer print the same.
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from recommender.articles import Article, article_from_record, parse_date_field
-from recommender.engine import RelatedItem, RelatedResponse
+from recommender.engine import EngineStats, RelatedItem, RelatedResponse
 from recommender.errors import InvalidInputError
-from recommender.ranking import Filters, RankingOptions
+from recommender.ranking import Filters, RankingOptions, Relation
 from recommender.v1 import recommender_pb2 as pb
 
 _RELATIONS = {
-    "follow_up": pb.FOLLOW_UP,
-    "background": pb.BACKGROUND,
-    "same_time": pb.SAME_TIME,
-    "": pb.RELATION_UNSPECIFIED,
+    Relation.FOLLOW_UP: pb.FOLLOW_UP,
+    Relation.BACKGROUND: pb.BACKGROUND,
+    Relation.SAME_TIME: pb.SAME_TIME,
+    Relation.UNKNOWN: pb.RELATION_UNSPECIFIED,
 }
+_RELATIONS_BACK = {value: key for key, value in _RELATIONS.items()}
+_DEFAULT_OPTIONS = RankingOptions()
 
 
 def filters_from_pb(message: pb.Filters) -> Filters:
@@ -31,11 +39,27 @@ def filters_from_pb(message: pb.Filters) -> Filters:
     )
 
 
+def filters_to_pb(filters: Filters) -> pb.Filters:
+    """The request message of domain filters."""
+    return pb.Filters(
+        langs=filters.langs,
+        sections=filters.sections,
+        sources=filters.sources,
+        published_after=_iso(filters.published_after),
+        published_before=_iso(filters.published_before),
+        exclude_ids=filters.exclude_ids,
+    )
+
+
 def options_from_pb(message: pb.RankingOptions) -> RankingOptions:
     """Domain options: unset fields keep the measured defaults."""
 
     def given(name: str) -> Any:
-        return getattr(message, name) if message.HasField(name) else None
+        if not message.HasField(name):
+            return None
+        value = getattr(message, name)
+        # float fields travel as float32: 0.6 arrives as 0.60000002, read it back as 0.6
+        return round(value, 6) if isinstance(value, float) else value
 
     return RankingOptions.from_overrides(
         dense_weight=given("dense_weight"),
@@ -49,6 +73,30 @@ def options_from_pb(message: pb.RankingOptions) -> RankingOptions:
     )
 
 
+def options_to_pb(options: RankingOptions) -> pb.RankingOptions:
+    """The request message of domain options: only what differs from the defaults is set,
+    so a server applies its own defaults to the rest."""
+    message = pb.RankingOptions()
+    default = _DEFAULT_OPTIONS
+    if options.dense_weight != default.dense_weight:
+        message.dense_weight = options.dense_weight
+    if options.recency_half_life_days is None:
+        message.no_recency = True
+    elif options.recency_half_life_days != default.recency_half_life_days:
+        message.recency_half_life_days = options.recency_half_life_days
+    if options.dedup_threshold is None:
+        message.no_dedup = True
+    elif options.dedup_threshold != default.dedup_threshold:
+        message.dedup_threshold = options.dedup_threshold
+    if options.mmr_lambda is not None:
+        message.mmr_lambda = options.mmr_lambda
+    if options.max_per_source is not None:
+        message.max_per_source = options.max_per_source
+    if not options.other_languages:
+        message.no_other_languages = True
+    return message
+
+
 def item_to_pb(item: RelatedItem) -> pb.RelatedItem:
     """One result."""
     a = item.article
@@ -58,14 +106,37 @@ def item_to_pb(item: RelatedItem) -> pb.RelatedItem:
         url=a.url,
         score=item.score,
         lang=a.lang,
-        published_at=a.published_at.isoformat() if a.published_at else "",
+        published_at=_iso(a.published_at),
         source=a.source,
         section=a.section,
         dense_score=item.dense_score,
         lexical_score=item.lexical_score,
         key_terms=list(item.key_terms),
-        relation=_RELATIONS.get(item.relation, pb.RELATION_UNSPECIFIED),
+        relation=_RELATIONS[item.relation],
         folded=item.folded,
+    )
+
+
+def item_from_pb(message: pb.RelatedItem) -> RelatedItem:
+    """One result as the engine returns it (the article holds the fields the message has)."""
+    article = Article(
+        id=message.id,
+        title=message.title,
+        url=message.url,
+        lang=message.lang,
+        published_at=parse_date_field(message.published_at, "published_at"),
+        source=message.source,
+        section=message.section,
+    )
+    return RelatedItem(
+        id=message.id,
+        score=message.score,
+        article=article,
+        dense_score=message.dense_score,
+        lexical_score=message.lexical_score,
+        key_terms=tuple(message.key_terms),
+        relation=_RELATIONS_BACK.get(message.relation, Relation.UNKNOWN),
+        folded=message.folded,
     )
 
 
@@ -78,6 +149,30 @@ def response_to_pb(response: RelatedResponse, snapshot: str) -> pb.RelatedRespon
     )
 
 
+def response_from_pb(message: pb.RelatedResponse) -> RelatedResponse:
+    """The whole response as the engine returns it."""
+    return RelatedResponse(
+        [item_from_pb(r) for r in message.results],
+        [item_from_pb(r) for r in message.other_languages],
+    )
+
+
+def stats_to_pb(stats: EngineStats) -> pb.StatsResponse:
+    """The serving snapshot and counts."""
+    manifest = stats.manifest
+    return pb.StatsResponse(
+        snapshot=manifest.name,
+        model=manifest.model,
+        dimension=manifest.dimension,
+        index_type=manifest.index_type,
+        articles=stats.articles,
+        built_at=manifest.built_at,
+        by_lang=stats.by_lang,
+        by_section=stats.by_section,
+        by_source=stats.by_source,
+    )
+
+
 def article_to_pb(article: Article) -> pb.Article:
     """A stored article."""
     return pb.Article(
@@ -86,7 +181,7 @@ def article_to_pb(article: Article) -> pb.Article:
         lead=article.lead,
         body=article.body,
         lang=article.lang,
-        published_at=article.published_at.isoformat() if article.published_at else "",
+        published_at=_iso(article.published_at),
         url=article.url,
         source=article.source,
         section=article.section,
@@ -125,3 +220,7 @@ def article_from_pb(message: pb.Article, position: int) -> Article:
         return article_from_record(record)
     except InvalidInputError as exc:
         raise InvalidInputError(str(exc), field=f"articles[{position}].{exc.field}") from None
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else ""

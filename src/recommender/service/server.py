@@ -16,7 +16,6 @@ import time
 from concurrent import futures
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,10 +23,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from recommender.articles import parse_date_field
-from recommender.config import DEFAULT_RESULT_CACHE, DEFAULT_SERVER_WORKERS
+from recommender.config import ServerConfig
 from recommender.engine import MAX_K, Engine
 from recommender.errors import InvalidInputError
-from recommender.index import SERVING_THREADS, set_threads
+from recommender.runtime import SERVING_THREADS, set_threads
 from recommender.service import convert
 from recommender.service.interceptors import ServiceInterceptor
 from recommender.service.metrics import Metrics
@@ -37,24 +36,6 @@ from recommender.v1 import recommender_pb2_grpc as pb_grpc
 SERVICE_NAME = "recommender.v1.Recommender"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _log = logging.getLogger("recommender.service")
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    """How the service runs; read from flags at the edge (``recommender serve``)."""
-
-    index_dir: Path
-    address: str = "127.0.0.1:50051"
-    metrics_port: int | None = 9464
-    auth_token: str | None = None
-    auth_reads: bool = False
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    workers: int = DEFAULT_SERVER_WORKERS
-    result_cache: int = DEFAULT_RESULT_CACHE  # article-id answers kept per index generation
-    watch_interval: float = 2.0
-    grace_seconds: float = 5.0
-    warm_model: bool = True
 
 
 def _k(value: int) -> int:
@@ -121,19 +102,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         return pb.DeleteResponse(deleted=len(self.engine.delete(list(request.ids))))
 
     def Stats(self, request: pb.StatsRequest, context: Any) -> pb.StatsResponse:
-        stats = self.engine.stats()
-        manifest = stats["snapshot"]
-        return pb.StatsResponse(
-            snapshot=manifest["name"],
-            model=manifest["model"],
-            dimension=manifest["dimension"],
-            index_type=manifest["index_type"],
-            articles=stats["articles"],
-            built_at=manifest["built_at"],
-            by_lang=stats["by_lang"],
-            by_section=stats["by_section"],
-            by_source=stats["by_source"],
-        )
+        return convert.stats_to_pb(self.engine.stats())
 
 
 @dataclass
@@ -202,7 +171,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
     server.start()
 
     metrics.track(
-        lambda: float(engine.stats()["articles"]) if engine.ready else 0.0,
+        lambda: float(engine.stats().articles) if engine.ready else 0.0,
         lambda: _snapshot_age(engine),
         engine.results.info,
     )

@@ -1,0 +1,231 @@
+"""Writes: the one write path of the batch job and ``Upsert``, and the live index that serves.
+
+``prepare_texts``, ``embed_texts`` and ``store_articles`` are the write path both callers
+share (validate, prepare text, embed through the cache, store), so a batch-indexed and an
+upserted article cannot differ. ``LiveIndex`` owns the serving ``RowSpace``: it loads a
+published snapshot, replays the working store's newer changes onto it, watches for newer
+snapshots, and applies real-time upserts and deletes (durable in the working store first,
+then a new row space).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from recommender.articles import Article
+from recommender.embedding import Embedder, EmbeddingCache
+from recommender.embedding.cache import text_hash
+from recommender.errors import InvalidInputError, ModelError, NotReadyError
+from recommender.rowspace import LiveArticle, RowSpace
+from recommender.runtime import SERVING_THREADS, set_threads
+from recommender.snapshot import CACHE_FILE, current_name, load_snapshot, working_store
+from recommender.store import ArticleStore, UpsertOutcome, int_id
+from recommender.text import TextRecipe
+
+MAX_UPSERT = 1000
+_log = logging.getLogger("recommender.writer")
+
+
+# -- the write path -------------------------------------------------------------------------
+
+
+def prepare_texts(
+    articles: Sequence[Article], recipe: TextRecipe
+) -> tuple[list[str | None], list[tuple[int, str, str]]]:
+    """Each article's text as the index embeds it (None where it has none), and the problems
+    found as (position, field, message): a repeated id, an article with no text."""
+    texts: list[str | None] = []
+    problems: list[tuple[int, str, str]] = []
+    seen: set[str] = set()
+    for position, article in enumerate(articles):
+        if article.id in seen:
+            problems.append((position, "id", f"id {article.id!r} appears twice"))
+        seen.add(article.id)
+        text = recipe.text(article.title, article.lead, article.body) or None
+        if text is None:
+            message = f"article {article.id!r} has no text once HTML is removed"
+            problems.append((position, "body", message))
+        texts.append(text)
+    return texts, problems
+
+
+def embed_texts(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """Vectors of prepared texts, through the embedder's cache (checked against its model)."""
+    vectors = embedder.embed(list(texts))
+    if vectors.shape[1] != embedder.dimension:
+        raise ModelError(f"model returned {vectors.shape[1]} dimensions, not {embedder.dimension}")
+    return vectors
+
+
+def store_articles(
+    store: ArticleStore,
+    embedder: Embedder,
+    articles: Sequence[Article],
+    texts: Sequence[str],
+    vectors: np.ndarray,
+) -> UpsertOutcome:
+    """Articles and their vectors into the store, in one transaction; durable on return."""
+    return store.upsert(articles, embedder.identity, vectors, [text_hash(t) for t in texts])
+
+
+# -- the live index --------------------------------------------------------------------------
+
+
+class LiveIndex:
+    """The serving row space of an index directory, kept current.
+
+    ``on_change`` is called after every new row space is visible (a load, a write), so
+    answers cached from the previous one can be dropped.
+    """
+
+    def __init__(
+        self, index_dir: Path, *, writable: bool, on_change: Callable[[], None] = lambda: None
+    ) -> None:
+        self.index_dir = index_dir
+        self._on_change = on_change
+        self._space: RowSpace | None = None
+        self._write_lock = threading.Lock()  # one writer at a time; a reload replays under it
+        self._stop_watching = threading.Event()
+        self.store: ArticleStore | None = working_store(index_dir) if writable else None
+        self.cache: EmbeddingCache | None = (
+            EmbeddingCache(index_dir / CACHE_FILE) if writable else None
+        )
+
+    @property
+    def space(self) -> RowSpace:
+        """The current row space (one attribute read: a request keeps what it got)."""
+        space = self._space
+        if space is None:
+            raise NotReadyError("no index is loaded yet")
+        return space
+
+    @property
+    def ready(self) -> bool:
+        """True once a snapshot is loaded."""
+        return self._space is not None
+
+    def load(self) -> RowSpace:
+        """Load (or reload) the published snapshot, verifying its checksums, then replay the
+        working store's changes newer than it (writable indexes)."""
+        set_threads(SERVING_THREADS)  # measured: one thread per query serves fastest
+        snapshot = load_snapshot(self.index_dir)
+        space = RowSpace.from_snapshot(snapshot)
+        with self._write_lock:
+            if self.store is not None:
+                space = self._replay(space)
+            previous, self._space = self._space, space
+            self._on_change()  # after the new space is visible (see ResultCache)
+        if previous is not None and previous.snapshot is not None:
+            # requests may still hold the old snapshot: close it once they are surely done
+            timer = threading.Timer(30.0, previous.snapshot.close)
+            timer.daemon = True
+            timer.start()
+        _log.info("loaded snapshot %s (%d articles)", snapshot.manifest.name, len(space))
+        return space
+
+    def _replay(self, space: RowSpace) -> RowSpace:
+        assert self.store is not None and space.snapshot is not None
+        manifest = space.snapshot.manifest
+        upserted, deleted = self.store.changes_since(manifest.store_seq)
+        if deleted:
+            space = space.with_changes([], deleted)
+        if upserted:
+            stored = self.store.get_many(upserted)
+            keys, vectors = self.store.vectors(manifest.model, list(stored))
+            articles = [stored[int(key)].article for key in keys]
+            texts = [space.recipe.text(a.title, a.lead, a.body) for a in articles]
+            space = space.with_changes(_live(space, keys, articles, vectors, texts), [])
+        if upserted or deleted:
+            _log.info("replayed %d upserts, %d deletes", len(upserted), len(deleted))
+        return space
+
+    def reload_if_changed(self) -> bool:
+        """Load the published snapshot if it is not the one serving; True when it was."""
+        name = current_name(self.index_dir)
+        space = self._space
+        if name is None or (space and space.snapshot and space.snapshot.manifest.name == name):
+            return False
+        self.load()
+        return True
+
+    def start_watching(self, interval: float = 2.0) -> None:
+        """Pick up newly published snapshots in a background thread."""
+
+        def watch() -> None:
+            while not self._stop_watching.wait(interval):
+                try:
+                    self.reload_if_changed()
+                except Exception:  # keep serving the loaded snapshot
+                    _log.exception("could not load the new snapshot; still serving the old one")
+
+        threading.Thread(target=watch, name="snapshot-watcher", daemon=True).start()
+
+    def upsert(self, articles: Sequence[Article], model: Callable[[], Embedder]) -> UpsertOutcome:
+        """Add or replace articles: durable in the working store, searchable on return.
+        ``model`` gives the embedder (loaded only when there is something to embed)."""
+        store = self._writable_store()
+        if not articles:
+            return UpsertOutcome([], [], [])
+        if len(articles) > MAX_UPSERT:
+            raise InvalidInputError(f"at most {MAX_UPSERT} articles per call", field="articles")
+        texts, problems = prepare_texts(articles, self.space.recipe)
+        if problems:
+            position, name, message = problems[0]
+            raise InvalidInputError(message, field=f"articles[{position}].{name}")
+        prepared = [t for t in texts if t is not None]
+        embedder = model()
+        vectors = embed_texts(embedder, prepared)  # outside the lock: reloads need not wait
+        with self._write_lock:
+            outcome = store_articles(store, embedder, articles, prepared, vectors)
+            space = self.space
+            keys = np.array([int_id(a.id) for a in articles], dtype=np.int64)
+            self._space = space.with_changes(_live(space, keys, articles, vectors, prepared), [])
+            self._on_change()
+        return outcome
+
+    def delete(self, article_ids: Sequence[str]) -> list[str]:
+        """Remove articles everywhere; returns the ids that existed."""
+        store = self._writable_store()
+        with self._write_lock:
+            removed = store.delete(article_ids)
+            space = self.space
+            live = [int_id(i) for i in article_ids if int_id(i) in space.row_of]
+            self._space = space.with_changes([], live)
+            self._on_change()
+        return removed
+
+    def _writable_store(self) -> ArticleStore:
+        if self.store is None:
+            raise InvalidInputError("this engine is read-only", field="index_dir")
+        return self.store
+
+    def close(self) -> None:
+        """Stop watching and release the snapshot and stores."""
+        self._stop_watching.set()
+        with self._write_lock:
+            space, self._space = self._space, None
+            if space is not None and space.snapshot is not None:
+                space.snapshot.close()
+            for resource in (self.store, self.cache):
+                if resource is not None:
+                    resource.close()
+            self.store = self.cache = None
+
+
+def _live(
+    space: RowSpace,
+    keys: np.ndarray,
+    articles: Sequence[Article],
+    vectors: np.ndarray,
+    texts: Sequence[str],
+) -> list[LiveArticle]:
+    lexical = space.lexical_model.transform(list(texts))
+    return [
+        LiveArticle(int(key), article, vectors[i], lexical[i])
+        for i, (key, article) in enumerate(zip(keys, articles, strict=True))
+    ]
