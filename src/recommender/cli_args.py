@@ -95,14 +95,13 @@ def add_filter_args(parser: argparse.ArgumentParser) -> None:
 
 
 def filters_from_args(args: argparse.Namespace) -> Filters:
-    """The filters of the command line."""
-    from recommender.articles import parse_date_field
-
-    return Filters(
-        langs=tuple(args.lang),
-        sections=tuple(args.section),
-        sources=tuple(args.source),
-        published_after=parse_date_field(args.after, "after"),
-        published_before=parse_date_field(args.before, "before"),
-        exclude_ids=tuple(args.exclude),
+    """The filters of the command line (a bad date names its flag)."""
+    return Filters.parse(
+        langs=args.lang,
+        sections=args.section,
+        sources=args.source,
+        after=args.after,
+        before=args.before,
+        exclude_ids=args.exclude,
+        date_fields=("after", "before"),
     )

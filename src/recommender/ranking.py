@@ -9,6 +9,7 @@ evaluation tool reuses exactly the same functions. The defaults are measured: se
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from recommender.articles import parse_date_field
 from recommender.errors import InvalidInputError
 
 # Chosen on ANT (same-section precision@10) and checked on BBC; see docs/quality.md.
@@ -55,6 +57,29 @@ class Filters:
             raise InvalidInputError(
                 "published_after is later than published_before", field="filters.published_after"
             )
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        langs: Sequence[str] = (),
+        sections: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        after: str | None = None,
+        before: str | None = None,
+        exclude_ids: Sequence[str] = (),
+        date_fields: tuple[str, str] = ("filters.published_after", "filters.published_before"),
+    ) -> Filters:
+        """Filters from request values: dates as ISO 8601 text ("" or None: no bound), an
+        unreadable date an error naming its field (``date_fields``, as the caller calls them)."""
+        return cls(
+            langs=tuple(langs),
+            sections=tuple(sections),
+            sources=tuple(sources),
+            published_after=parse_date_field(after, date_fields[0]),
+            published_before=parse_date_field(before, date_fields[1]),
+            exclude_ids=tuple(exclude_ids),
+        )
 
     @property
     def restricts(self) -> bool:

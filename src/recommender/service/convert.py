@@ -29,13 +29,13 @@ _DEFAULT_OPTIONS = RankingOptions()
 
 def filters_from_pb(message: pb.Filters) -> Filters:
     """Domain filters from the request message (dates parsed, naming the field if bad)."""
-    return Filters(
-        langs=tuple(message.langs),
-        sections=tuple(message.sections),
-        sources=tuple(message.sources),
-        published_after=parse_date_field(message.published_after, "filters.published_after"),
-        published_before=parse_date_field(message.published_before, "filters.published_before"),
-        exclude_ids=tuple(message.exclude_ids),
+    return Filters.parse(
+        langs=message.langs,
+        sections=message.sections,
+        sources=message.sources,
+        after=message.published_after,
+        before=message.published_before,
+        exclude_ids=message.exclude_ids,
     )
 
 
