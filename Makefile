@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: venv test lint unit unit-fast serve demo protos quality ant-index bench bench-quick bench-encode bench-service bench-reindex text-recipes clean
+.PHONY: venv test lint unit unit-fast serve demo protos quality ant-index bench bench-quick bench-encode bench-service bench-reindex bench-related text-recipes clean
 
 venv: $(STAMP)
 
@@ -73,6 +73,10 @@ bench-quick: $(STAMP)
 
 bench-service: $(STAMP) ant-index
 	$(PY) benchmarks/bench_service.py
+
+# In-process latency of Related by id on ANT + data/ (uncached, one thread): results/related-ant.json
+bench-related: $(STAMP) ant-index
+	$(PY) benchmarks/bench_related.py --index-dir var/ant --out benchmarks/results/related-ant.json
 
 bench-encode: $(STAMP)
 	$(PY) benchmarks/bench_encode.py

@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import faiss  # noqa: E402
 from machine import machine_info  # noqa: E402
 
-from recommender.evaluation import recall_at_k  # noqa: E402
 from recommender.index import VectorIndex  # noqa: E402
 from recommender.index import factory as engine_index  # noqa: E402
+from recommender.recall import recall_at_k  # noqa: E402
 from recommender.runtime import SERVING_THREADS  # noqa: E402
 
 K = 10

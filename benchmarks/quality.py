@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from machine import machine_info  # noqa: E402
+from quality_archive import archive_section, run_archives  # noqa: E402
 
 from recommender import evaluation  # noqa: E402
 from recommender.embedding import Embedder, EmbeddingCache  # noqa: E402
@@ -63,7 +64,8 @@ def run_clusters(name: str, path: Path, embedder: Embedder, k: int) -> list[dict
     started = time.perf_counter()
     corpus = evaluation.EvalCorpus.build([evaluation.article_text(r) for r in records], embedder)
     space = evaluation.eval_space(corpus, records)
-    pools = evaluation.candidate_pools(space, DEFAULT.candidates)
+    pools: evaluation.PoolCache = {}
+    evaluation.neighbour_lists(space, k, DEFAULT, pools=pools)  # the default's candidates
     print(f"{name}: {len(records)} articles, corpus and pools in "
           f"{time.perf_counter() - started:.0f}s", flush=True)  # fmt: skip
     stamps = space.published_ts
@@ -166,6 +168,7 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
             )
         lines.append("")
     lines += defaults_section(payload)
+    lines += archive_section(payload.get("archives") or [])
     parallel = payload.get("parallel")
     if parallel:
         pairs = parallel["pairs"]
@@ -188,7 +191,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "embeddings.sqlite")
-    parser.add_argument("--only", choices=("ANT", "BBC", "NTREX"), nargs="*")
+    parser.add_argument("--only", choices=("ANT", "BBC", "NTREX", "ARCHIVE"), nargs="*")
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--markdown-only", action="store_true", help="rewrite the doc from JSON")
     args = parser.parse_args()
@@ -202,7 +205,7 @@ def main() -> int:
         print(f"no evaluation corpora at {args.eval_dir}", file=sys.stderr)
         return 2
     embedder = Embedder(cache=EmbeddingCache(args.cache))
-    wanted = set(args.only or ("ANT", "BBC", "NTREX"))
+    wanted = set(args.only or ("ANT", "BBC", "NTREX", "ARCHIVE"))
     clusters: list[dict[str, Any]] = []
     if "ANT" in wanted:
         clusters += run_clusters(
@@ -214,17 +217,24 @@ def main() -> int:
     if "NTREX" in wanted:
         parallel = evaluation.eval_parallel(args.eval_dir / "ntrex-parallel.jsonl", embedder)
         print(json.dumps({"ntrex_min_top1": parallel["min_top1"]}), flush=True)
+    archive_rows = None
+    if "ARCHIVE" in wanted:
+        archive_rows = run_archives(
+            args.eval_dir, ROOT / "data" / "articles.jsonl", embedder, args.k
+        )
     out = ROOT / "benchmarks" / "results" / "quality.json"
     if args.only and out.is_file():  # a partial run replaces only what it measured
         previous = json.loads(out.read_text(encoding="utf-8"))
         ran = {r["corpus"] for r in clusters}
         clusters = [r for r in previous["clusters"] if r["corpus"] not in ran] + clusters
         parallel = parallel or previous.get("parallel")
+        archive_rows = archive_rows or previous.get("archives")
     payload = {
         "machine": machine_info(),
         "model": embedder.identity,
         "clusters": sorted(clusters, key=lambda r: r["corpus"] != "ANT"),
         "parallel": parallel,
+        "archives": archive_rows,
     }
     out.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_markdown(payload, ROOT / "docs" / "quality.md")

@@ -9,12 +9,14 @@ import pytest
 
 from recommender.errors import InvalidInputError
 from recommender.ranking import (
+    RECENCY_FLOOR,
     CandidatePool,
     Filters,
     RankingOptions,
     collapse,
     rank,
     recency_factor,
+    recency_window,
     time_relation,
 )
 
@@ -95,6 +97,20 @@ def test_follow_ups_age_at_half_the_rate_of_background():
     np.testing.assert_allclose(factors, [0.5, 0.5**0.5, 1.0])
     assert time_relation(10.0, 0.0) == "follow_up" and time_relation(-10.0, 0.0) == "background"
     assert time_relation(10.0, None) == ""
+
+
+def test_recency_stops_at_its_floor_so_old_background_competes_on_relevance():
+    now = 1_600_000_000.0
+    years = np.array([-2 * 365 * DAY, -10 * 365 * DAY, -120 * DAY, 240 * DAY, -119 * DAY])
+    factors = recency_factor(now + years, now, 30.0)
+    np.testing.assert_allclose(factors[:4], RECENCY_FLOOR)  # 4 half-lives back, 8 forward
+    assert factors[4] > RECENCY_FLOOR
+    start, end = recency_window(now, 30.0)
+    assert (start, end) == (now - 120 * DAY, now + 240 * DAY)
+    # two years old and ten years old: the more related comes first, not the less decayed
+    options = RankingOptions(dense_weight=1.0, dedup_threshold=None, other_languages=False)
+    old = pool(dense=[0.4, 0.8], ts=[now - 2 * 365 * DAY, now - 10 * 365 * DAY])
+    assert rank(old, 2, options, reference_ts=now).main == [1, 0]
 
 
 def test_same_story_in_other_languages_is_its_own_group():

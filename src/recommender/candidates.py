@@ -5,21 +5,39 @@
 - **lexical**: the stories sharing the query's most distinctive character n-grams, through the
   inverted index.
 
-Each side fetches ``fetch_size`` stories; their union, with exact dense and lexical cosines,
+With recency on, each side also searches the query's time window (see ``gather``). Each
+side fetches ``fetch_size`` stories; their union, with exact dense and lexical cosines,
 is the ``CandidatePool`` that ``ranking.rank`` orders. The engine and the evaluation tool both
 call ``gather``, so the quality figures describe what users get.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from recommender.lexical import top_rows
 from recommender.queries import Query
-from recommender.ranking import CandidatePool, Filters, RankingOptions
+from recommender.ranking import (
+    RECENCY_FLOOR_HALF_LIVES,
+    CandidatePool,
+    Filters,
+    RankedList,
+    RankingOptions,
+    rank,
+    recency_window,
+)
 from recommender.rowspace import RowSpace
 from recommender.store import int_id
+
+# Nested windows around the query's date, in recency half-lives back (twice as far forward):
+# the widest is where recency reaches its floor; the narrow ones find same-time stories that
+# recency lifts above more relevant ones further away (measured on ANT: docs/quality.md).
+WINDOW_HALF_LIVES: tuple[float, ...] = (0.125, 0.5, 2.0, RECENCY_FLOOR_HALF_LIVES)
+WINDOW_FETCH_SHARE = 0.5  # each window side fetches this share of what a global side fetches
+WINDOW_REDUNDANT_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -54,41 +72,74 @@ def gather(
     *,
     dense: bool = True,
     lexical: bool = True,
+    half_life_days: float | None = None,
 ) -> Candidates:
     """The union of the ``fetch`` best stories of each side that pass ``filters`` and are not
-    excluded (the query's own articles, ``filters.exclude_ids``)."""
+    excluded (the query's own articles, ``filters.exclude_ids``).
+
+    With a recency half-life, each side also searches the query's time window (where recency
+    has not reached its floor, ``ranking.recency_window``): on a multi-year archive the
+    nearest stories of the whole archive can all be years away, decayed to the floor, while
+    the stories recency puts first are near the query's date.
+    """
     exclude = query.exclude | {int_id(i) for i in filters.exclude_ids}
     mask = space.mask(filters) if filters.restricts else space.alive
-    keys: list[int] = []
+    masks: list[np.ndarray | None] = [mask if filters.restricts else None]
+    enclosing = int(mask.sum())
+    for window in reversed(time_windows(space, query.reference_ts, half_life_days)):
+        in_window = mask & window
+        size = int(in_window.sum())
+        # a window holding most of the search around it adds little but its cost
+        if 0 < size <= WINDOW_REDUNDANT_SHARE * enclosing:
+            masks.append(in_window)
+            enclosing = size
+    window_fetch = max(1, round(fetch * WINDOW_FETCH_SHARE))
+    dense_found: list[int] = []
+    lexical_found: list[int] = []
     if dense:
-        keys = _dense(space, query, fetch, filters, mask, exclude)
-    n_dense = len(keys)
-    lexical_keys: set[int] = set()
+        for number, side_mask in enumerate(masks):
+            n = fetch if number == 0 else window_fetch
+            dense_found += _dense(space, query, n, side_mask, exclude)
     if lexical:
-        seen = set(keys)
-        for row in space.lexical.candidates(query.lexical, mask, fetch + len(exclude)):
-            key = int(space.int_ids[row])
-            if key in exclude:
-                continue
-            lexical_keys.add(key)
-            if key not in seen:
-                keys.append(key)
-                seen.add(key)
-    from_dense = np.arange(len(keys)) < n_dense
+        scores = space.lexical.partial_scores(query.lexical)
+        for number, side_mask in enumerate(masks):
+            n = fetch if number == 0 else window_fetch
+            rows = top_rows(scores, mask if side_mask is None else side_mask, n + len(exclude))
+            lexical_found += [key for key in space.int_ids[rows].tolist() if key not in exclude]
+    keys = list(dict.fromkeys([*dense_found, *lexical_found]))  # first found first
+    dense_keys, lexical_keys = set(dense_found), set(lexical_found)
+    from_dense = np.array([key in dense_keys for key in keys], dtype=bool)
     from_lexical = np.array([key in lexical_keys for key in keys], dtype=bool)
     return _pool(space, query, keys, from_dense, from_lexical)
+
+
+def time_windows(
+    space: RowSpace, reference_ts: float | None, half_life_days: float | None
+) -> list[np.ndarray]:
+    """Row masks of the query's nested time windows (``WINDOW_HALF_LIVES``), undated rows in
+    each (recency spares them); none when recency is off or the query has no date."""
+    if half_life_days is None or reference_ts is None or math.isnan(reference_ts):
+        return []
+    stamps = space.published_ts
+    undated = np.isnan(stamps)
+    masks = []
+    for half_lives in WINDOW_HALF_LIVES:
+        start, end = recency_window(reference_ts, half_life_days, half_lives)
+        with np.errstate(invalid="ignore"):
+            masks.append(((stamps >= start) & (stamps <= end)) | undated)
+    return masks
 
 
 def _dense(
     space: RowSpace,
     query: Query,
     fetch: int,
-    filters: Filters,
-    mask: np.ndarray,
+    mask: np.ndarray | None,
     exclude: frozenset[int] | set[int],
 ) -> list[int]:
+    """The nearest live stories by embedding, among the rows of ``mask`` when given."""
     vector = query.vector[None, :]
-    if filters.restricts:
+    if mask is not None:
         allowed = mask.copy()
         for key in exclude:
             row = space.row_of.get(key)
@@ -107,11 +158,10 @@ def _dense(
             found = space.vectors.search(vector, fetch, allowed=space.int_ids[allowed])
     else:
         found = space.vectors.search(vector, fetch + len(exclude))
-    return [
-        int(i)
-        for i in found.ids[0]
-        if int(i) >= 0 and int(i) not in exclude and int(i) in space.row_of
-    ][:fetch]  # an id the row space does not know yet is a write in flight: skip it
+    known = space.row_of
+    return [i for i in found.ids[0].tolist() if i >= 0 and i not in exclude and i in known][
+        :fetch
+    ]  # an id the row space does not know yet is a write in flight: skip it
 
 
 def _pool(
@@ -132,3 +182,21 @@ def _pool(
         sources=[str(space.sources[r]) for r in rows],
     )
     return Candidates(keys, rows, pool, from_dense, from_lexical)
+
+
+def rank_candidates(
+    space: RowSpace, query: Query, k: int, filters: Filters, options: RankingOptions
+) -> tuple[Candidates, RankedList]:
+    """The engine's list for a query: candidates from the sides ``options`` use, ranked."""
+    dense, lexical = sides(options)
+    found = gather(
+        space,
+        query,
+        fetch_size(k, options),
+        filters,
+        dense=dense,
+        lexical=lexical,
+        half_life_days=options.recency_half_life_days,
+    )
+    ranked = rank(found.pool, k, options, query_lang=query.lang, reference_ts=query.reference_ts)
+    return found, ranked

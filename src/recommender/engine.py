@@ -32,7 +32,7 @@ from recommender.embedding import Embedder
 from recommender.errors import InvalidInputError, ModelError, NotFoundError
 from recommender.explain import RelatedItem, RelatedResponse, build_response
 from recommender.queries import Query
-from recommender.ranking import Filters, RankingOptions, rank
+from recommender.ranking import Filters, RankingOptions
 from recommender.result_cache import ResultCache
 from recommender.rowspace import RowSpace
 from recommender.snapshot import Manifest, Snapshot
@@ -233,15 +233,9 @@ class Engine:
     def _rank(
         self, space: RowSpace, query: Query, k: int, filters: Filters, options: RankingOptions
     ) -> RelatedResponse:
-        dense, lexical = candidates.sides(options)
-        found = candidates.gather(
-            space, query, candidates.fetch_size(k, options), filters, dense=dense, lexical=lexical
-        )
+        found, ranked = candidates.rank_candidates(space, query, k, filters, options)
         if not found:
             return RelatedResponse([])
-        ranked = rank(
-            found.pool, k, options, query_lang=query.lang, reference_ts=query.reference_ts
-        )
         return build_response(space, query, found, ranked)
 
     # -- lookups ---------------------------------------------------------------------------

@@ -30,7 +30,13 @@ from recommender.articles import Article, parse_datetime
 from recommender.embedding import Embedder
 from recommender.errors import InvalidInputError
 from recommender.lexical import LexicalModel
-from recommender.ranking import CandidatePool, Filters, RankingOptions, rank, relevance
+from recommender.ranking import (
+    CandidatePool,
+    Filters,
+    RankingOptions,
+    rank,
+    relevance,
+)
 from recommender.rowspace import RowSpace
 from recommender.text import DEFAULT_RECIPE, TextRecipe
 
@@ -140,6 +146,12 @@ def eval_space(corpus: EvalCorpus, records: Sequence[dict[str, Any]]) -> RowSpac
     return RowSpace.in_memory(articles, corpus.vectors, corpus.model, corpus.lexical)
 
 
+def records_space(records: Sequence[dict[str, Any]], embedder: Embedder) -> RowSpace:
+    """The engine's row space over article records, embedded and lexically indexed."""
+    corpus = EvalCorpus.build([article_text(r) for r in records], embedder)
+    return eval_space(corpus, records)
+
+
 @dataclass
 class QueryPool:
     """The candidates of one query, as the engine gathered them (rows, exact dense and
@@ -152,13 +164,15 @@ class QueryPool:
     from_lexical: np.ndarray
 
 
-def candidate_pools(space: RowSpace, fetch: int = 100) -> list[QueryPool]:
-    """For every row as the query: its candidates from both sides, gathered by the engine's
-    own ``candidates.gather`` (the query article excluded)."""
+def candidate_pools(
+    space: RowSpace, fetch: int = 100, half_life_days: float | None = None
+) -> list[QueryPool]:
+    """For every row as the query: its candidates from both sides (and the time window of
+    ``half_life_days``), gathered by the engine's own ``candidates.gather``."""
     pools = []
     for row in range(len(space.ids)):
         query = queries.article_query(space, [space.ids[row]], [])
-        found = candidates.gather(space, query, fetch, Filters())
+        found = candidates.gather(space, query, fetch, Filters(), half_life_days=half_life_days)
         pools.append(
             QueryPool(
                 found.rows, found.pool.dense, found.pool.lexical, found.from_dense,
@@ -168,20 +182,28 @@ def candidate_pools(space: RowSpace, fetch: int = 100) -> list[QueryPool]:
     return pools
 
 
+PoolCache = dict[tuple[int, float | None], list[QueryPool]]
+
+
 def neighbour_lists(
     space: RowSpace,
     k: int,
     options: RankingOptions,
     *,
-    pools: list[QueryPool] | None = None,
+    pools: PoolCache | None = None,
 ) -> list[list[int]]:
     """The top-k list (rows) of every row used as the query, as ``Engine.related`` ranks it:
-    the engine's candidates, from the sides ``options`` use, ordered by ``ranking.rank``."""
-    if pools is None:
-        pools = candidate_pools(space, candidates.fetch_size(k, options))
+    the engine's candidates, from the sides ``options`` use, ordered by ``ranking.rank``.
+    ``pools`` keeps the candidates of earlier calls (by fetch size and half-life), since
+    options that differ only in ranking share them."""
+    pools = pools if pools is not None else {}
+    fetch = candidates.fetch_size(k, options)
+    key = (fetch, options.recency_half_life_days)
+    if key not in pools:
+        pools[key] = candidate_pools(space, fetch, options.recency_half_life_days)
     dense_side, lexical_side = candidates.sides(options)
     lists: list[list[int]] = []
-    for query, qp in enumerate(pools):
+    for query, qp in enumerate(pools[key]):
         keep = (qp.from_dense & dense_side) | (qp.from_lexical & lexical_side)
         rows = qp.rows[keep]
         pool = CandidatePool(
@@ -315,29 +337,6 @@ def eval_parallel(
         "mean_top1": round(float(np.mean(top1)), 4) if top1 else None,
         "pairs": pairs,
     }
-
-
-def recall_at_k(
-    found: np.ndarray,
-    truth: np.ndarray,
-    k: int = 10,
-    *,
-    found_scores: np.ndarray | None = None,
-    truth_scores: np.ndarray | None = None,
-    tolerance: float = 1e-5,
-) -> float:
-    """Share of each query's true ``k`` nearest (``truth``, best first) among the ``k`` found,
-    averaged over queries. With exact scores of both, a found item that scores at least the
-    k-th true score (within ``tolerance``) counts as a hit: ties at the boundary are not misses.
-    """
-    hits = []
-    for row, (got, want) in enumerate(zip(found, truth, strict=True)):
-        got, want = got[:k], want[:k]
-        hit = np.isin(got, want)
-        if found_scores is not None and truth_scores is not None and len(want):
-            hit |= found_scores[row][: len(got)] >= truth_scores[row][len(want) - 1] - tolerance
-        hits.append(float(hit[got >= 0].sum()) / k)
-    return float(np.mean(hits)) if hits else 0.0
 
 
 def group_counts(values: Sequence[str]) -> dict[str, int]:

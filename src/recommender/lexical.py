@@ -139,10 +139,15 @@ class LexicalIndex:
     def candidates(self, query: sp.csr_matrix, mask: np.ndarray, n: int) -> np.ndarray:
         """Rows (where ``mask`` holds) sharing the query's most distinctive n-grams, best
         partial score first."""
+        return top_rows(self.partial_scores(query), mask, n)
+
+    def partial_scores(self, query: sp.csr_matrix) -> np.ndarray:
+        """Every row's score on the query's most distinctive n-grams (0 where none is shared),
+        read from the posting lists: compute once, then take ``top_rows`` under each mask."""
         pruned = prune_rows(query)
-        if pruned.nnz == 0:
-            return np.zeros(0, dtype=np.int64)
         scores = np.zeros(len(self), dtype=np.float64)
+        if pruned.nnz == 0:
+            return scores
         tiers = [(self._postings_main, 0)]
         if self.delta.shape[0]:
             tiers.append((self._delta_postings(), self.n_main))
@@ -157,17 +162,21 @@ class LexicalIndex:
             weights = postings.data[take] * np.repeat(pruned.data, lengths)
             part = np.bincount(postings.indices[take], weights=weights, minlength=postings.shape[1])
             scores[offset : offset + len(part)] += part
-        scores[~mask] = 0.0
-        hits = np.flatnonzero(scores > 0)
-        if len(hits) > n:
-            hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
-        return hits[np.argsort(-scores[hits], kind="stable")]
+        return scores
 
     def _delta_postings(self) -> sp.csr_matrix:
         # built once per change, on first use (a benign race: two threads build the same)
         if self._postings_delta is None:
             self._postings_delta = self.delta.T.tocsr()
         return self._postings_delta
+
+
+def top_rows(scores: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
+    """The (at most) ``n`` rows with the best positive scores where ``mask`` holds, best first."""
+    hits = np.flatnonzero((scores > 0) & mask)
+    if len(hits) > n:
+        hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
+    return hits[np.argsort(-scores[hits], kind="stable")]
 
 
 _thread_state = threading.local()

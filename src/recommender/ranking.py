@@ -31,6 +31,12 @@ DEFAULT_DEDUP_THRESHOLD = 0.9
 # Dense cosine above which a story in another language is the query's own story (NTREX).
 DEFAULT_SAME_STORY_THRESHOLD = 0.5
 SECONDS_PER_DAY = 86_400.0
+# Recency stops decaying after this many half-lives (120 days back, 240 forward at 30 days):
+# older stories keep 1/16 of their relevance, so on a multi-year archive the background that
+# fills a list is the most related, not whatever decayed least. Candidate generation searches
+# this window around the query's date as well as the whole archive (``candidates``).
+RECENCY_FLOOR_HALF_LIVES = 4.0
+RECENCY_FLOOR = 0.5**RECENCY_FLOOR_HALF_LIVES
 
 
 @dataclass(frozen=True)
@@ -188,18 +194,30 @@ def relevance(dense: np.ndarray, lexical: np.ndarray, dense_weight: float) -> np
 def recency_factor(
     published_ts: np.ndarray, reference_ts: float | None, half_life_days: float
 ) -> np.ndarray:
-    """Exponential decay by distance in time from the reference.
+    """Exponential decay by distance in time from the reference, floored at ``RECENCY_FLOOR``.
 
     Follow-ups (published after the reference) age at half the rate of background stories:
-    under an article, what happened next matters more than what came before.
-    Undated stories and undated queries are not decayed.
+    under an article, what happened next matters more than what came before. Undated stories
+    and undated queries are not decayed. Beyond ``RECENCY_FLOOR_HALF_LIVES`` half-lives the
+    factor stops falling, so background stories compete on relevance alone (scaled by the
+    floor) instead of on decay noise: a list first holds the related stories of its time,
+    then the most related background, in order of relevance.
     """
     if reference_ts is None or math.isnan(reference_ts):
         return np.ones_like(published_ts, dtype=np.float64)
     delta_days = (published_ts - reference_ts) / SECONDS_PER_DAY
     age = np.where(delta_days >= 0, delta_days / 2.0, -delta_days)
-    factor = np.power(0.5, age / half_life_days)
+    factor = np.maximum(np.power(0.5, age / half_life_days), RECENCY_FLOOR)
     return np.where(np.isnan(factor), 1.0, factor)
+
+
+def recency_window(
+    reference_ts: float, half_life_days: float, half_lives: float = RECENCY_FLOOR_HALF_LIVES
+) -> tuple[float, float]:
+    """(start, end) POSIX seconds inside which a story's recency factor is at least
+    0.5 ** ``half_lives`` (by default: outside it, the factor is the floor)."""
+    back = half_lives * half_life_days * SECONDS_PER_DAY
+    return reference_ts - back, reference_ts + 2.0 * back  # follow-ups age at half the rate
 
 
 def rank(

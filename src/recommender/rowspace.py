@@ -164,6 +164,13 @@ class RowSpace:
             self, alive=alive, row_of=row_of, overlay=overlay, vectors=vectors, **changes
         )
 
+    def with_index_type(self, index_type: str) -> RowSpace:
+        """The same rows over a vector index of another type (built from this one's vectors;
+        for comparisons such as exact against approximate search)."""
+        vectors = self.vectors.vectors([int(key) for key in self.int_ids])
+        index = VectorIndex.build(self.int_ids, vectors, index_type, dimension=vectors.shape[1])
+        return dataclasses.replace(self, vectors=index)
+
     # -- reading ---------------------------------------------------------------------------
 
     def __len__(self) -> int:

@@ -220,17 +220,25 @@ class VectorIndex:
     def vectors(self, external_ids: list[int]) -> np.ndarray:
         """Stored vectors of several ids (zeros for absent ones)."""
         out = np.zeros((len(external_ids), self.dimension), dtype=np.float32)
-        for row, external in enumerate(external_ids):
-            found = self._find(int(external))
-            if found is None:
-                continue
-            tier, position = found
-            if tier == "delta":
-                out[row] = self._delta_vectors[position]
-            elif self._stored is not None:
-                out[row] = self._stored[position]
-            else:
-                out[row] = self.main.reconstruct(position)
+        if not len(external_ids):
+            return out
+        # one lookup per id, then one gather per tier (a request reads hundreds at once)
+        delta = np.fromiter(
+            (self._delta_position.get(int(i), -1) for i in external_ids), np.int64,
+            len(external_ids),
+        )  # fmt: skip
+        main = np.fromiter(
+            (self._position.get(int(i), -1) for i in external_ids), np.int64, len(external_ids)
+        )
+        main[delta >= 0] = -1  # a re-added id lives in the delta
+        known = main >= 0
+        main_rows = np.flatnonzero(known)
+        main_rows = main_rows[self._alive[main[main_rows]]]
+        if len(main_rows):
+            out[main_rows] = self._main_vectors(main[main_rows])
+        delta_rows = np.flatnonzero(delta >= 0)
+        if len(delta_rows):
+            out[delta_rows] = self._delta_vectors[delta[delta_rows]]
         return out
 
     def _main_vectors(self, positions: np.ndarray) -> np.ndarray:

@@ -1,0 +1,114 @@
+"""Archives that span years: the reference case and candidate recall on the shared corpora.
+
+ANT (31.5k Arabic articles of 2018) is indexed beside data/ (2020) as ``make ant-index`` does;
+a multi-year archive re-dates ANT and BBC over 2009-2018. Skipped without ../shared/eval/.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from conftest import SAMPLE
+
+from recommender import recall
+from recommender.config import IndexConfig
+from recommender.embedding import Embedder, EmbeddingCache
+from recommender.engine import Engine
+from recommender.evaluation import records_space
+from recommender.indexing import index_sources
+from recommender.ranking import RECENCY_FLOOR, Filters, RankingOptions, relevance
+from recommender.snapshot import CACHE_FILE
+
+pytestmark = pytest.mark.slow
+SEED = "libya-security-memoranda"
+TRIPOLI = "german-fm-tripoli-visit"
+TARGET = 0.95
+
+
+@pytest.fixture(scope="module")
+def ant_index(eval_dir, model, tmp_path_factory):
+    """ANT + data/ indexed with the real model (embedding ANT takes minutes on 2 cores)."""
+    index_dir = tmp_path_factory.mktemp("ant-index")
+    sources = [str(eval_dir / "ant-arabic-news.jsonl.gz"), str(SAMPLE)]
+    config = IndexConfig(index_dir=index_dir, progress=False)
+    summary = index_sources(config, sources, Embedder(model=model))
+    assert summary.rejected == 0 and summary.articles > 31_000
+    return index_dir
+
+
+@pytest.fixture(scope="module")
+def ant_engine(ant_index):
+    engine = Engine(ant_index).load()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def multi_year_space(eval_dir, ant_index, model, tmp_path_factory):
+    """The multi-year archive's row space; ANT's vectors come from the index's cache."""
+    cache_path = tmp_path_factory.mktemp("archive-cache") / CACHE_FILE
+    shutil.copy(ant_index / CACHE_FILE, cache_path)
+    records = recall.shared_archives(eval_dir, SAMPLE)["multi-year (ANT + BBC + data/)"]
+    embedder = Embedder(model=model, cache=EmbeddingCache(cache_path))
+    return records_space(records, embedder), records
+
+
+def test_the_reference_case_holds_on_ant_plus_data(ant_engine):
+    ranked = [r.id for r in ant_engine.related(article_id=SEED, k=100).results]
+    assert TRIPOLI in ranked[:3]
+    if "wuhan-life-returns" in ranked:
+        assert ranked.index(TRIPOLI) < ranked.index("wuhan-life-returns")
+
+
+def test_background_fills_a_list_in_order_of_relevance(ant_engine):
+    response = ant_engine.related(article_id=SEED, k=60)
+    options = RankingOptions()
+    seed = ant_engine.get_article(SEED).published_at
+    assert seed is not None
+    # stories years away keep the floor of recency: they come after the stories of their
+    # time whose score is above it, most related first
+    old = [r for r in response.results if abs((r.article.published_at - seed).days) > 365]
+    assert len(old) >= 10, "the list should be filled with related background"
+    scores = [
+        relevance(np.array(r.dense_score), np.array(r.lexical_score), options.dense_weight)
+        for r in old
+    ]
+    assert scores == sorted(scores, reverse=True)
+    assert all(abs(r.score - s * RECENCY_FLOOR) < 1e-5 for r, s in zip(old, scores, strict=True))
+    first_old = response.results.index(old[0])
+    assert all(r.score >= old[0].score for r in response.results[:first_old])
+
+
+@pytest.mark.parametrize("variant", ["HNSW", "Flat", "same-section filter"])
+def test_candidate_recall_against_exhaustive_ranking_on_ant_plus_data(ant_engine, variant):
+    space = ant_engine.space
+    if variant == "Flat":
+        space = space.with_index_type("Flat")
+    found = _recall(space, variant)
+    assert found["recall_at_k"] >= TARGET, found
+
+
+@pytest.mark.parametrize("variant", ["HNSW", "Flat", "same-section filter"])
+def test_candidate_recall_against_exhaustive_ranking_on_a_ten_year_archive(
+    multi_year_space, variant
+):
+    space, records = multi_year_space
+    years = np.ptp(space.published_ts) / 86_400 / 365.25
+    assert years > 9 and len(records) > 33_000
+    if variant == "Flat":
+        space = space.with_index_type("Flat")
+    found = _recall(space, variant)
+    assert found["recall_at_k"] >= TARGET, found
+
+
+def _recall(space, variant):
+    rows = np.random.default_rng(5).choice(len(space.ids), size=150, replace=False)
+
+    def filters_of(row: int) -> Filters:
+        if variant == "same-section filter":
+            return Filters(sections=(str(space.sections[row]),))
+        return Filters()
+
+    return recall.candidate_recall(space, rows, filters_of=filters_of)
