@@ -45,3 +45,22 @@ def test_arabic_words_match_without_their_proclitics():
         ]
     )
     assert model.key_terms("وفد تركي في طرابلس", "زيارة وزير خارجية ألمانيا لطرابلس") == ["لطرابلس"]
+
+
+def test_lexical_index_finds_shared_ngrams_and_copies_on_write():
+    import numpy as np
+
+    from recommender.lexical import LexicalIndex, top_rows
+
+    texts = ["زيارة وزير الخارجية الألماني لطرابلس", "Wuhan life returns to normal", "طرابلس"]
+    model, matrix = LexicalModel.fit(texts)
+    index = LexicalIndex(matrix[:2])
+    grown = index.with_rows(matrix[2:])
+    assert len(index) == 2 and len(grown) == 3  # the index a reader holds is unchanged
+    query = model.transform(["وصول وزير إلى طرابلس"])
+    scores = grown.partial_scores(query)
+    everything = np.ones(3, dtype=bool)
+    assert set(top_rows(scores, everything, 5)) == {0, 2}  # both share "طرابلس", Wuhan not
+    assert list(top_rows(scores, np.array([True, True, False]), 5)) == [0]
+    exact = grown.scores([0, 1, 2], query)
+    assert exact[1] == 0 and exact[0] > 0 and exact[2] > 0

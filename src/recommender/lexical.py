@@ -136,11 +136,6 @@ class LexicalIndex:
             lookup[query.indices] = 0.0
         return out
 
-    def candidates(self, query: sp.csr_matrix, mask: np.ndarray, n: int) -> np.ndarray:
-        """Rows (where ``mask`` holds) sharing the query's most distinctive n-grams, best
-        partial score first."""
-        return top_rows(self.partial_scores(query), mask, n)
-
     def partial_scores(self, query: sp.csr_matrix) -> np.ndarray:
         """Every row's score on the query's most distinctive n-grams (0 where none is shared),
         read from the posting lists: compute once, then take ``top_rows`` under each mask."""

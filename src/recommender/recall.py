@@ -19,6 +19,7 @@ import numpy as np
 
 from recommender import candidates, queries
 from recommender.articles import parse_datetime
+from recommender.evaluation import read_jsonl
 from recommender.ranking import (
     CandidatePool,
     Filters,
@@ -135,8 +136,6 @@ def shared_archives(eval_dir: Path, sample: Path) -> dict[str, list[dict[str, An
     """Two archives from the shared corpora and the sample corpus (``data/``, 2020): ANT +
     data/ (what ``make ant-index`` indexes: 2018 and 2020) and a multi-year archive (ANT and
     BBC over 2009-2018, then data/)."""
-    from recommender.evaluation import read_jsonl
-
     ant = read_jsonl(eval_dir / "ant-arabic-news.jsonl.gz")
     bbc = read_jsonl(eval_dir / "bbc-news.jsonl")
     data = read_jsonl(sample)

@@ -32,6 +32,7 @@ from recommender.index import VectorIndex
 from recommender.lexical import LexicalIndex, LexicalModel
 from recommender.ranking import Filters
 from recommender.snapshot import Snapshot
+from recommender.store import int_id
 from recommender.text import TextRecipe
 from recommender.words import ArticleWords
 
@@ -103,8 +104,6 @@ class RowSpace:
     ) -> RowSpace:
         """A row space over articles held in memory (no store, no key terms): what the
         evaluation tool ranks with, so its figures come from the engine's own code."""
-        from recommender.store import int_id
-
         int_ids = np.array([int_id(a.id) for a in articles], dtype=np.int64)
         stamps = [a.published_at.timestamp() if a.published_at else np.nan for a in articles]
         return cls(
