@@ -90,6 +90,13 @@ def _p(payload: dict[str, Any], corpus: str, configuration: str) -> str:
     return "n/a"
 
 
+def _days(payload: dict[str, Any], corpus: str, configuration: str) -> str:
+    for r in payload["clusters"]:
+        if r["corpus"] == corpus and r["configuration"].startswith(configuration):
+            return f"{r['median_days_apart']}"
+    return "n/a"
+
+
 def defaults_section(payload: dict[str, Any]) -> list[str]:
     """Why the defaults are what they are, with this run's figures."""
     w = DEFAULT.dense_weight
@@ -111,13 +118,16 @@ def defaults_section(payload: dict[str, Any]) -> list[str]:
         f"{_p(payload, 'ANT', 'default (')} with) and brings the links much closer in time "
         "(median days apart, last column): what a live news page wants. Archives and topical "
         "tools switch it off (`--no-recency`, `no_recency`, `recency_half_life_days=None`). "
-        f"A 7-day half-life costs twice as much precision; 90 days costs half as much "
-        f"({_p(payload, 'ANT', 'default, recency 90 d')}) for links a median 5.8 rather than "
-        "3.5 days apart. Between 30 and 90 days is a judgement call; we take 30 for a page "
+        f"A 7-day half-life costs more precision ({_p(payload, 'ANT', 'default, recency 7 d')}), "
+        f"90 days less ({_p(payload, 'ANT', 'default, recency 90 d')}) for links a median "
+        f"{_days(payload, 'ANT', 'default, recency 90 d')} rather than "
+        f"{_days(payload, 'ANT', 'default (')} days apart. Between 30 and 90 days is a "
+        "judgement call; we take 30 for a page "
         "that should point to this week's news. BBC has no dates, so recency changes nothing "
         "there.",
-        f"- **Collapse near-duplicates at cosine {DEFAULT.dedup_threshold}**: same precision "
-        "within noise, more diversity and coverage; the same wire story from several outlets "
+        f"- **Collapse near-duplicates at cosine {DEFAULT.dedup_threshold}**: ANT "
+        f"{_p(payload, 'ANT', 'default (')} with, {_p(payload, 'ANT', 'default without collapse')}"
+        " without, and more diversity and coverage; the same wire story from several outlets "
         "appears once with `folded` telling how many were left out.",
         "- **MMR and per-source cap off by default**: both buy diversity with precision "
         "(MMR 0.9 and 0.7, max 3 per source rows); they are options for pages that want them. "
