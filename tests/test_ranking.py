@@ -14,6 +14,7 @@ from recommender.ranking import (
     Filters,
     RankingOptions,
     collapse,
+    mmr,
     rank,
     recency_factor,
     recency_window,
@@ -161,3 +162,11 @@ def test_filter_dates_need_an_offset_and_an_order():
             published_after=datetime(2021, 1, 1, tzinfo=UTC),
             published_before=datetime(2020, 1, 1, tzinfo=UTC),
         )
+
+
+def test_mmr_for_k_picks_what_a_full_pass_picks_first():
+    rng = np.random.default_rng(2)
+    vectors = unit(rng.normal(size=(60, 8)))
+    scores = rng.random(60)
+    order = [int(i) for i in np.argsort(-scores)]
+    assert mmr(order, scores, vectors, 0.7, 10) == mmr(order, scores, vectors, 0.7, 60)[:10]

@@ -261,7 +261,10 @@ def rank(
         )
 
     if options.mmr_lambda is not None and options.mmr_lambda < 1.0:
-        order = mmr(order, scores, pool.vectors, options.mmr_lambda, len(order))
+        # greedy: the first k picks do not depend on how many follow; the per-source cap
+        # may drop some of them, so it reads the whole order
+        depth = len(order) if options.max_per_source is not None else k
+        order = mmr(order, scores, pool.vectors, options.mmr_lambda, depth)
 
     if options.max_per_source is not None:
         order = cap_per_source(order, pool.sources, options.max_per_source)
