@@ -94,16 +94,15 @@ def gather(
             masks.append(in_window)
             enclosing = size
     window_fetch = max(1, round(fetch * WINDOW_FETCH_SHARE))
+    searches = [(side_mask, fetch if i == 0 else window_fetch) for i, side_mask in enumerate(masks)]
     dense_found: list[int] = []
     lexical_found: list[int] = []
     if dense:
-        for number, side_mask in enumerate(masks):
-            n = fetch if number == 0 else window_fetch
+        for side_mask, n in searches:
             dense_found += _dense(space, query, n, side_mask, exclude)
     if lexical:
         scores = space.lexical.partial_scores(query.lexical)
-        for number, side_mask in enumerate(masks):
-            n = fetch if number == 0 else window_fetch
+        for side_mask, n in searches:
             rows = top_rows(scores, mask if side_mask is None else side_mask, n + len(exclude))
             lexical_found += [key for key in space.int_ids[rows].tolist() if key not in exclude]
     keys = list(dict.fromkeys([*dense_found, *lexical_found]))  # first found first
@@ -173,15 +172,23 @@ def _pool(
 ) -> Candidates:
     rows = np.array([space.row_of[key] for key in keys], dtype=np.int64)
     vectors = space.vectors.vectors(keys)
-    pool = CandidatePool(
-        dense=vectors @ query.vector if keys else np.zeros(0),
-        lexical=space.lexical.scores(rows, query.lexical),
+    dense = vectors @ query.vector if keys else np.zeros(0)
+    pool = pool_of(space, rows, dense, space.lexical.scores(rows, query.lexical), vectors)
+    return Candidates(keys, rows, pool, from_dense, from_lexical)
+
+
+def pool_of(
+    space: RowSpace, rows: np.ndarray, dense: np.ndarray, lexical: np.ndarray, vectors: np.ndarray
+) -> CandidatePool:
+    """The candidate pool of ``rows`` of the row space, given their cosines and vectors."""
+    return CandidatePool(
+        dense=dense,
+        lexical=lexical,
         vectors=vectors,
         published_ts=space.published_ts[rows],
         langs=[str(space.langs[r]) for r in rows],
         sources=[str(space.sources[r]) for r in rows],
     )
-    return Candidates(keys, rows, pool, from_dense, from_lexical)
 
 
 def rank_candidates(

@@ -31,7 +31,6 @@ from recommender.embedding import Embedder
 from recommender.errors import InvalidInputError
 from recommender.lexical import LexicalModel
 from recommender.ranking import (
-    CandidatePool,
     Filters,
     RankingOptions,
     rank,
@@ -206,14 +205,8 @@ def neighbour_lists(
     for query, qp in enumerate(pools[key]):
         keep = (qp.from_dense & dense_side) | (qp.from_lexical & lexical_side)
         rows = qp.rows[keep]
-        pool = CandidatePool(
-            dense=qp.dense[keep],
-            lexical=qp.lexical[keep],
-            vectors=space.vectors.vectors([int(space.int_ids[r]) for r in rows]),
-            published_ts=space.published_ts[rows],
-            langs=[str(space.langs[r]) for r in rows],
-            sources=[str(space.sources[r]) for r in rows],
-        )
+        vectors = space.vectors.vectors([int(space.int_ids[r]) for r in rows])
+        pool = candidates.pool_of(space, rows, qp.dense[keep], qp.lexical[keep], vectors)
         stamp = space.published_ts[query]
         reference = None if math.isnan(stamp) else float(stamp)
         ranked = rank(pool, k, options, query_lang=str(space.langs[query]), reference_ts=reference)

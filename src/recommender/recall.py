@@ -21,7 +21,6 @@ from recommender import candidates, queries
 from recommender.articles import parse_datetime
 from recommender.evaluation import read_jsonl
 from recommender.ranking import (
-    CandidatePool,
     Filters,
     RankingOptions,
     rank,
@@ -82,14 +81,7 @@ def exhaustive_list(
     if len(rows) > depth:
         best = np.argpartition(-scores, depth - 1)[:depth]
         rows, dense, lexical = rows[best], dense[best], lexical[best]
-    pool = CandidatePool(
-        dense=dense,
-        lexical=lexical,
-        vectors=all_vectors[rows],
-        published_ts=space.published_ts[rows],
-        langs=[str(space.langs[r]) for r in rows],
-        sources=[str(space.sources[r]) for r in rows],
-    )
+    pool = candidates.pool_of(space, rows, dense, lexical, all_vectors[rows])
     ranked = rank(pool, k, options, query_lang=query.lang, reference_ts=query.reference_ts)
     return [int(space.int_ids[rows[i]]) for i in ranked.main]
 
