@@ -18,7 +18,7 @@ from recommender.cli_args import (
     filters_from_args,
     options_from_args,
 )
-from recommender.config import IndexConfig, ServerConfig
+from recommender.config import LIST_DEPTH, IndexConfig, ServerConfig
 from recommender.errors import InvalidInputError, RecommenderError
 
 if TYPE_CHECKING:
@@ -61,7 +61,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
         max_rejects=args.max_rejects,
         sync=args.sync,
         progress=not args.quiet,
+        list_depth=args.list_depth,
     )
+    if not 0 <= args.list_depth <= LIST_DEPTH:
+        raise InvalidInputError(f"must be between 0 and {LIST_DEPTH}", field="list_depth")
     summary = index_sources(config, args.sources)
     for rejection in summary.rejections[:20]:
         print(f"rejected: {rejection}", file=sys.stderr)
@@ -258,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_defaulted(index, "--batch-size", IndexConfig, "batch_size", "articles per commit")
     add_defaulted(index, "--keep", IndexConfig, "keep_snapshots", "snapshots to keep")
     add_defaulted(index, "--max-rejects", IndexConfig, "max_rejects", "rejected records allowed")
+    add_defaulted(
+        index, "--list-depth", IndexConfig, "list_depth",
+        f"related stories stored per article, 0 to {LIST_DEPTH} (0: rank every request live)",
+    )  # fmt: skip
     index.add_argument(
         "--sync", action="store_true", help="sources are the whole archive: delete the rest"
     )

@@ -7,7 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recommender.ranking import PREFIX_DEPTH
 from recommender.text import DEFAULT_RECIPE, TextRecipe
+
+LIST_DEPTH = PREFIX_DEPTH  # the most related stories a stored list can hold (``lists``)
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class IndexConfig:
     sync: bool = False  # the sources are the whole archive: delete what they do not contain
     detect_language: bool = True
     progress: bool = True
+    list_depth: int = LIST_DEPTH  # related results stored per article; 0: no stored lists
 
 
 # Request threads of the gRPC server: Python work holds the GIL, so threads beyond what the

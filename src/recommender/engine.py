@@ -31,6 +31,7 @@ from recommender.articles import Article, detect_lang
 from recommender.embedding import Embedder
 from recommender.errors import InvalidInputError, ModelError, NotFoundError
 from recommender.explain import RelatedItem, RelatedResponse, build_response
+from recommender.lists import StoredList
 from recommender.queries import Query
 from recommender.ranking import Filters, RankingOptions
 from recommender.result_cache import ResultCache
@@ -42,6 +43,8 @@ from recommender.writer import LiveIndex
 
 MAX_K = 100
 MAX_TEXT_CHARS = 100_000
+_NO_FILTERS = Filters()
+_DEFAULT_OPTIONS = RankingOptions()
 
 __all__ = ["MAX_K", "Engine", "EngineStats", "RelatedItem", "RelatedResponse"]
 
@@ -57,6 +60,7 @@ class EngineStats:
     by_source: dict[str, int]
     by_section: dict[str, int]
     result_cache: dict[str, Any]
+    lists: dict[str, int]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``snapshot`` is the manifest)."""
@@ -68,6 +72,7 @@ class EngineStats:
             "by_source": self.by_source,
             "by_section": self.by_section,
             "result_cache": self.result_cache,
+            "lists": self.lists,
         }
 
 
@@ -87,12 +92,14 @@ class Engine:
         embedder: Embedder | None = None,
         writable: bool = False,
         result_cache_size: int = 0,
+        use_lists: bool = True,
     ) -> None:
         self.index_dir = Path(index_dir)
         # answers to article-id queries, for the current index generation (0: no cache)
         self.results: ResultCache[RelatedResponse] = ResultCache(result_cache_size)
         self.live = LiveIndex(self.index_dir, writable=writable, on_change=self.results.invalidate)
         self.writable = writable
+        self.use_lists = use_lists  # False: rank every request live (comparisons, benchmarks)
         self._embedder = embedder
         self._model_lock = threading.Lock()
 
@@ -191,6 +198,10 @@ class Engine:
         if negative_ids and not positive_ids:
             raise InvalidInputError("negative_ids need positive_ids", field="negative_ids")
         filters, options = filters or Filters(), options or RankingOptions()
+        if article_id is not None:
+            stored = self._stored_list(article_id, k, filters, options)
+            if stored is not None:
+                return stored.response(k)
         cache_key = None
         if text is None:  # article queries repeat (every page view of a story asks the same)
             cache_key = _hashable(
@@ -215,6 +226,36 @@ class Engine:
         if cache_key is not None:
             self.results.put(cache_key, response, generation)
         return response
+
+    def related_encoded(
+        self, article_id: str, k: int, filters: Filters, options: RankingOptions
+    ) -> bytes | None:
+        """The serialised ``RelatedResponse`` for an article id when its stored list answers
+        the request (the service sends these bytes as they are); None: call ``related``."""
+        stored = self._stored_list(article_id, k, filters, options)
+        if stored is None:
+            return None
+        return stored.encoded(k, self.live.lists.snapshot_field)
+
+    def _stored_list(
+        self, article_id: str, k: int, filters: Filters, options: RankingOptions
+    ) -> StoredList | None:
+        # A stored list is the default answer: no filters (a filter changes which stories
+        # are gathered and folded, so a filtered list is not a slice of the stored one),
+        # default options, and k within its depth. The rest ranks live.
+        lists = self.live.lists
+        if (
+            self.use_lists
+            and 1 <= k <= lists.depth
+            and filters == _NO_FILTERS
+            and options == _DEFAULT_OPTIONS
+        ):
+            return lists.get(int_id(article_id))
+        return None
+
+    def wait_for_lists(self, timeout: float = 60.0) -> bool:
+        """Wait until every stored list changed by a write is recomputed; False on timeout."""
+        return self.live.lists.wait_fresh(timeout)
 
     def recommend(
         self,
@@ -287,6 +328,7 @@ class Engine:
             by_source=counts(space.sources),
             by_section=counts(space.sections),
             result_cache=self.results.info(),
+            lists=self.live.lists.info(),
         )
 
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from recommender import lists
 from recommender.articles import Article, Deletion, Rejection, read_many
 from recommender.config import IndexConfig
 from recommender.embedding import Embedder, EmbeddingCache
@@ -141,7 +144,7 @@ def index_sources(
                     handle.write(json.dumps(rejection.to_dict(), ensure_ascii=False) + "\n")
             summary.rejects_file = str(rejects_path)
 
-        if _needs_snapshot(root, store, counting.identity, config.index_type):
+        if _needs_snapshot(root, store, counting.identity, config.index_type, config.list_depth):
             manifest = build_snapshot(
                 root,
                 store,
@@ -151,6 +154,8 @@ def index_sources(
                 index_type=config.index_type,
                 text_recipe=asdict(config.recipe),
                 keep=config.keep_snapshots,
+                list_depth=config.list_depth,
+                extras=_lists_builder(root, config) if config.list_depth else None,
             )
             summary.snapshot, summary.snapshot_built = manifest.name, True
         else:
@@ -162,7 +167,30 @@ def index_sources(
     return summary
 
 
-def _needs_snapshot(root: Path, store: ArticleStore, model: str, index_type: str) -> bool:
+def _lists_builder(root: Path, config: IndexConfig) -> Callable[[Path], list[Path]]:
+    """Writes the related lists into a snapshot being built (``lists``)."""
+    serving = current_name(root)
+    previous = root / "snapshots" / serving if serving else None
+
+    def build(directory: Path) -> list[Path]:
+        total = len(np.load(directory / "labels.npy", mmap_mode="r"))
+        progress = _progress(config.progress, "related lists", total)
+        try:
+            return lists.write_for_snapshot(
+                directory,
+                config.list_depth,
+                previous_dir=previous if previous is not None and previous.is_dir() else None,
+                progress=progress.update,
+            )
+        finally:
+            progress.close()
+
+    return build
+
+
+def _needs_snapshot(
+    root: Path, store: ArticleStore, model: str, index_type: str, list_depth: int
+) -> bool:
     name = current_name(root)
     if name is None:
         return True
@@ -175,6 +203,7 @@ def _needs_snapshot(root: Path, store: ArticleStore, model: str, index_type: str
         manifest.store_seq != store.seq
         or manifest.model != model
         or not same_type
+        or manifest.list_depth != list_depth
         or manifest.format_version != FORMAT_VERSION  # written by an older release
     )
 
@@ -220,12 +249,12 @@ class _NoProgress:
         return None
 
 
-def _progress(enabled: bool) -> Any:
+def _progress(enabled: bool, label: str = "indexing", total: int | None = None) -> Any:
     if not enabled:
         return _NoProgress()
     from tqdm import tqdm
 
-    return tqdm(unit=" articles", desc="indexing", mininterval=1.0)
+    return tqdm(unit=" articles", desc=label, total=total, mininterval=1.0)
 
 
 def read_rejects(path: str | Path) -> Iterable[dict[str, Any]]:

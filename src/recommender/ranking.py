@@ -37,6 +37,10 @@ SECONDS_PER_DAY = 86_400.0
 # this window around the query's date as well as the whole archive (``candidates``).
 RECENCY_FLOOR_HALF_LIVES = 4.0
 RECENCY_FLOOR = 0.5**RECENCY_FLOOR_HALF_LIVES
+# Near-duplicates are folded against at least this many kept stories whatever ``k``, so a
+# shorter list is a prefix of a longer one, folded counts included: a stored list of this
+# depth answers every k up to it (``lists``).
+PREFIX_DEPTH = 30
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,7 @@ def relevance(dense: np.ndarray, lexical: np.ndarray, dense_weight: float) -> np
 
 
 def recency_factor(
-    published_ts: np.ndarray, reference_ts: float | None, half_life_days: float
+    published_ts: np.ndarray, reference_ts: float | np.ndarray | None, half_life_days: float
 ) -> np.ndarray:
     """Exponential decay by distance in time from the reference, floored at ``RECENCY_FLOOR``.
 
@@ -203,7 +207,7 @@ def recency_factor(
     floor) instead of on decay noise: a list first holds the related stories of its time,
     then the most related background, in order of relevance.
     """
-    if reference_ts is None or math.isnan(reference_ts):
+    if reference_ts is None:  # one reference, or one per story (a NaN: no decay)
         return np.ones_like(published_ts, dtype=np.float64)
     delta_days = (published_ts - reference_ts) / SECONDS_PER_DAY
     age = np.where(delta_days >= 0, delta_days / 2.0, -delta_days)
@@ -257,8 +261,9 @@ def rank(
             options.mmr_lambda is not None and options.mmr_lambda < 1.0
         )
         order, folded = collapse(
-            order, pool.vectors, options.dedup_threshold, limit=None if whole else k
-        )
+            order, pool.vectors, options.dedup_threshold,
+            limit=None if whole else max(k, PREFIX_DEPTH),
+        )  # fmt: skip
 
     if options.mmr_lambda is not None and options.mmr_lambda < 1.0:
         # greedy: the first k picks do not depend on how many follow; the per-source cap

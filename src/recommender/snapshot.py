@@ -19,10 +19,12 @@ killed or fails leaves ``CURRENT`` and the snapshot it names untouched.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +41,8 @@ from recommender.store import ArticleStore
 from recommender.text import TextRecipe
 from recommender.words import WordTable
 
-FORMAT_VERSION = 3  # 2: lexical model and matrix in every snapshot; 3: key-term word table
+# 2: lexical model and matrix in every snapshot; 3: key-term word table; 4: related lists
+FORMAT_VERSION = 4
 CURRENT_FILE = "CURRENT"
 SNAPSHOTS_DIR = "snapshots"
 STORE_FILE = "store.sqlite"
@@ -71,6 +74,7 @@ class Manifest:
     checksums: dict[str, str]
     text_recipe: dict[str, Any]
     format_version: int = FORMAT_VERSION
+    list_depth: int = 0  # results stored per article (``lists``); 0: none
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -112,8 +116,15 @@ def build_snapshot(
     index_type: str = "auto",
     text_recipe: dict[str, Any] | None = None,
     keep: int = KEEP_SNAPSHOTS,
+    list_depth: int = 0,
+    extras: Callable[[Path], list[Path]] | None = None,
 ) -> Manifest:
-    """Build a complete snapshot from the working store and publish it atomically."""
+    """Build a complete snapshot from the working store and publish it atomically.
+
+    ``extras`` adds files computed from the built snapshot (the related lists): it gets the
+    snapshot's directory, readable with ``open_snapshot(path, verify=False)``, and returns the
+    files it wrote, which are checksummed with the rest.
+    """
     started = time.perf_counter()
     root = Path(index_dir)
     snapshots = root / SNAPSHOTS_DIR
@@ -147,11 +158,20 @@ def build_snapshot(
             article_count=len(ids),
             store_seq=seq,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            build_seconds=round(time.perf_counter() - started, 3),
-            checksums={f.name: sha256_file(f) for f in files},
+            build_seconds=0.0,
+            checksums={},
             text_recipe=text_recipe or {},
+            list_depth=list_depth if extras is not None else 0,
         )
         manifest_path = building / MANIFEST_FILE
+        if extras is not None:
+            manifest_path.write_text(json.dumps(manifest.to_dict()), encoding="utf-8")
+            files += extras(building)
+        manifest = dataclasses.replace(
+            manifest,
+            build_seconds=round(time.perf_counter() - started, 3),
+            checksums={f.name: sha256_file(f) for f in files},
+        )
         manifest_path.write_text(json.dumps(manifest.to_dict(), indent=2), encoding="utf-8")
         for path in [*files, manifest_path]:
             fsync_file(path)
@@ -232,13 +252,20 @@ def load_snapshot(index_dir: str | Path, name: str | None = None, *, mmap: bool 
     path = root / SNAPSHOTS_DIR / name
     if not path.is_dir():
         raise SnapshotError(f"{root / CURRENT_FILE} names {name}, which does not exist")
+    return open_snapshot(path, mmap=mmap)
+
+
+def open_snapshot(path: Path, *, mmap: bool = True, verify: bool = True) -> Snapshot:
+    """Load the snapshot in ``path``, checking every file against its checksum (``verify``;
+    off only for a snapshot being built, whose checksums are not written yet)."""
+    name = path.name
     manifest = read_manifest(path)
     if manifest.format_version != FORMAT_VERSION:
         raise SnapshotError(
             f"snapshot {name} has format {manifest.format_version}, this release reads "
-            f"{FORMAT_VERSION}: run `recommender index` on {root} to rebuild it"
+            f"{FORMAT_VERSION}: run `recommender index` on {path.parent.parent} to rebuild it"
         )
-    for filename, expected in manifest.checksums.items():
+    for filename, expected in manifest.checksums.items() if verify else ():
         file = path / filename
         if not file.is_file():
             raise SnapshotError(f"snapshot {name} is missing {filename}")

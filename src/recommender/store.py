@@ -93,6 +93,7 @@ class ArticleStore:
         self.path = Path(path)
         self.read_only = read_only
         self._lock = threading.RLock()
+        self.last_write_seq = 0  # the change counter of this connection's latest write
         if read_only:
             if not self.path.is_file():
                 raise InvalidInputError(f"{self.path}: no such store", field="store")
@@ -221,16 +222,32 @@ class ArticleStore:
 
     def changes_since(self, seq: int) -> tuple[list[int], list[int]]:
         """(upserted FAISS ids, deleted FAISS ids) with a change counter above ``seq``."""
-        with self._lock:
-            upserted = [
-                r[0]
-                for r in self._conn.execute("SELECT int_id FROM articles WHERE seq > ?", (seq,))
-            ]
-            deleted = [
-                r[0]
-                for r in self._conn.execute("SELECT int_id FROM deletions WHERE seq > ?", (seq,))
-            ]
+        upserted, deleted, _ = self.changes_after(seq)
         return upserted, deleted
+
+    def changes_after(self, seq: int) -> tuple[list[int], list[int], int]:
+        """(upserted ids, deleted ids, the change counter they reach), read in one transaction:
+        what another process wrote after ``seq``, and where to continue from."""
+        with self._lock:
+            in_transaction = self._conn.in_transaction
+            if not in_transaction:
+                self._conn.execute("BEGIN")  # one consistent view of all three reads
+            try:
+                upserted = [
+                    r[0]
+                    for r in self._conn.execute("SELECT int_id FROM articles WHERE seq > ?", (seq,))
+                ]
+                deleted = [
+                    r[0]
+                    for r in self._conn.execute(
+                        "SELECT int_id FROM deletions WHERE seq > ?", (seq,)
+                    )
+                ]
+                row = self._conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+            finally:
+                if not in_transaction:
+                    self._conn.commit()
+        return upserted, deleted, max(seq, int(row[0]) if row else 0)
 
     def facet_counts(self, column: str) -> dict[str, int]:
         """Number of articles per value of ``lang``, ``source`` or ``section``."""
@@ -334,7 +351,9 @@ class ArticleStore:
 
     def _next_seq(self) -> int:
         self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'seq'")
-        return int(self._conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+        seq = int(self._conn.execute("SELECT value FROM meta WHERE key = 'seq'").fetchone()[0])
+        self.last_write_seq = seq
+        return seq
 
     def _write_article(self, key: int, article: Article, content_hash: str, seq: int) -> None:
         existing = self._conn.execute("SELECT id FROM articles WHERE int_id = ?", (key,)).fetchone()

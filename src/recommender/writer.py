@@ -21,6 +21,8 @@ from recommender.articles import Article
 from recommender.embedding import Embedder, EmbeddingCache
 from recommender.embedding.cache import text_hash
 from recommender.errors import InvalidInputError, ModelError, NotReadyError
+from recommender.freshness import ListTable
+from recommender.lists import StoredLists
 from recommender.rowspace import LiveArticle, RowSpace
 from recommender.runtime import SERVING_THREADS, set_threads
 from recommender.snapshot import CACHE_FILE, current_name, load_snapshot, working_store
@@ -89,6 +91,8 @@ class LiveIndex:
         self.index_dir = index_dir
         self._on_change = on_change
         self._space: RowSpace | None = None
+        self.lists = ListTable.none()  # the stored related lists, kept fresh
+        self._seq = 0  # the working store's change counter the space has caught up with
         self._write_lock = threading.Lock()  # one writer at a time; a reload replays under it
         self._stop_watching = threading.Event()
         self.store: ArticleStore | None = working_store(index_dir) if writable else None
@@ -114,12 +118,19 @@ class LiveIndex:
         working store's changes newer than it (writable indexes)."""
         set_threads(SERVING_THREADS)  # measured: one thread per query serves fastest
         snapshot = load_snapshot(self.index_dir)
-        space = RowSpace.from_snapshot(snapshot)
+        base = RowSpace.from_snapshot(snapshot)
+        table = ListTable(StoredLists.load(snapshot.path), base, snapshot.manifest.name)
         with self._write_lock:
+            space, seq = base, snapshot.manifest.store_seq
             if self.store is not None:
-                space = self._replay(space)
+                space, seq, affected, deleted = self._catch_up(base, seq, table)
+                table.mark(affected, deleted)
             previous, self._space = self._space, space
+            previous_lists, self.lists = self.lists, table
+            self._seq = seq
             self._on_change()  # after the new space is visible (see ResultCache)
+        previous_lists.stop()
+        table.start(lambda: self.space)
         if previous is not None and previous.snapshot is not None:
             # requests may still hold the old snapshot: close it once they are surely done
             timer = threading.Timer(30.0, previous.snapshot.close)
@@ -128,21 +139,55 @@ class LiveIndex:
         _log.info("loaded snapshot %s (%d articles)", snapshot.manifest.name, len(space))
         return space
 
-    def _replay(self, space: RowSpace) -> RowSpace:
+    def _catch_up(
+        self, space: RowSpace, seq: int, table: ListTable
+    ) -> tuple[RowSpace, int, set[int], list[int]]:
+        """``space`` with the working store's changes after ``seq`` applied, the change counter
+        reached, the lists the changes affect and the deleted ids (under the write lock)."""
         assert self.store is not None and space.snapshot is not None
-        manifest = space.snapshot.manifest
-        upserted, deleted = self.store.changes_since(manifest.store_seq)
+        model = space.snapshot.manifest.model
+        upserted, deleted, reached = self.store.changes_after(seq)
+        if not upserted and not deleted:
+            return space, reached, set(), []
+        old = space
         if deleted:
             space = space.with_changes([], deleted)
         if upserted:
             stored = self.store.get_many(upserted)
-            keys, vectors = self.store.vectors(manifest.model, list(stored))
+            keys, vectors = self.store.vectors(model, list(stored))
             articles = [stored[int(key)].article for key in keys]
             texts = [space.recipe.text(a.title, a.lead, a.body) for a in articles]
             space = space.with_changes(_live(space, keys, articles, vectors, texts), [])
-        if upserted or deleted:
-            _log.info("replayed %d upserts, %d deletes", len(upserted), len(deleted))
-        return space
+        _log.info("applied %d upserts, %d deletes from the store", len(upserted), len(deleted))
+        return space, reached, table.affected(old, space, upserted, deleted), deleted
+
+    def follow_store(self) -> bool:
+        """Apply what other processes wrote to the working store since the last look (the
+        change counter moved); True when something was applied."""
+        if self.store is None or self._space is None:
+            return False
+        with self._write_lock:
+            space = self.space
+            new, self._seq, affected, deleted = self._catch_up(space, self._seq, self.lists)
+            if new is space:
+                return False
+            self._publish(new, affected, deleted)
+        return True
+
+    def _publish(self, space: RowSpace, affected: set[int], deleted: Sequence[int]) -> None:
+        """Make ``space`` the serving one, with the lists it changes marked in the same step
+        (a list recomputed meanwhile on the old space is then discarded)."""
+
+        def swap() -> None:
+            self._space = space
+
+        self.lists.mark(affected, deleted, then=swap)
+        self._on_change()
+
+    def _advance(self, store: ArticleStore) -> None:
+        # our own write is not another process's: skip it when nothing came in between
+        if store.last_write_seq == self._seq + 1:
+            self._seq = store.last_write_seq
 
     def reload_if_changed(self) -> bool:
         """Load the published snapshot if it is not the one serving; True when it was."""
@@ -182,10 +227,12 @@ class LiveIndex:
         vectors = embed_texts(embedder, prepared)  # outside the lock: reloads need not wait
         with self._write_lock:
             outcome = store_articles(store, embedder, articles, prepared, vectors)
-            space = self.space
+            self._advance(store)
+            old = self.space
             keys = np.array([int_id(a.id) for a in articles], dtype=np.int64)
-            self._space = space.with_changes(_live(space, keys, articles, vectors, prepared), [])
-            self._on_change()
+            new = old.with_changes(_live(old, keys, articles, vectors, prepared), [])
+            changed = [int_id(i) for i in [*outcome.added, *outcome.updated]]
+            self._publish(new, self.lists.affected(old, new, changed, []), [])
         return outcome
 
     def delete(self, article_ids: Sequence[str]) -> list[str]:
@@ -193,10 +240,11 @@ class LiveIndex:
         store = self._writable_store()
         with self._write_lock:
             removed = store.delete(article_ids)
-            space = self.space
-            live = [int_id(i) for i in article_ids if int_id(i) in space.row_of]
-            self._space = space.with_changes([], live)
-            self._on_change()
+            self._advance(store)
+            old = self.space
+            live = [int_id(i) for i in article_ids if int_id(i) in old.row_of]
+            new = old.with_changes([], live)
+            self._publish(new, self.lists.affected(old, new, [], live), live)
         return removed
 
     def _writable_store(self) -> ArticleStore:
@@ -207,6 +255,7 @@ class LiveIndex:
     def close(self) -> None:
         """Stop watching and release the snapshot and stores."""
         self._stop_watching.set()
+        self.lists.stop()
         with self._write_lock:
             space, self._space = self._space, None
             if space is not None and space.snapshot is not None:

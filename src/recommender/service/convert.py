@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recommender.articles import Article, article_from_record, parse_date_field
-from recommender.engine import EngineStats, RelatedItem, RelatedResponse
 from recommender.errors import InvalidInputError
+from recommender.explain import RelatedItem, RelatedResponse
 from recommender.ranking import Filters, RankingOptions, Relation
 from recommender.v1 import recommender_pb2 as pb
+
+if TYPE_CHECKING:  # the engine imports this module's encoders (stored lists)
+    from recommender.engine import EngineStats
 
 _RELATIONS = {
     Relation.FOLLOW_UP: pb.FOLLOW_UP,

@@ -1,0 +1,228 @@
+"""Stored lists kept fresh as news arrives: which lists a write can change, and recomputing them.
+
+A write (upsert or delete) can change article A's default list in four ways, and
+``affected`` finds each with the engine's own candidate search and ranking function:
+
+- A's list holds a changed or deleted article, or a near-duplicate of one (folded counts);
+- an upserted article B now ranks above A's last kept result: B's candidates (``gather`` with
+  B as the query: the articles B is related to, in its time windows too) are scored as A
+  would score B (relevance is symmetric; recency counts from A's date) and compared with the
+  score of the last result A keeps (any score enters a list that is not full);
+- B is A's story in another language (dense cosine above the same-story threshold);
+- A is B, whose own list is new.
+
+Marked lists are dropped from lookups at once (those requests rank live, which gives the same
+answer) and recomputed by a background thread; ``wait_fresh`` waits for it. Where candidate
+search is exhaustive (small indexes, or each side fetching every article) the maintained lists
+equal a full recompute exactly (``tests/test_lists.py``); on a large index B can also push an
+article out of A's candidate pool without entering A's list, which this does not follow.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+
+from recommender import candidates, queries
+from recommender.lists import StoredList, StoredLists, compute, snapshot_field
+from recommender.ranking import Filters, RankingOptions, recency_factor, relevance
+from recommender.rowspace import RowSpace
+
+NEAR_FETCH = 50  # neighbours searched for a changed article's near-duplicates
+_DEFAULTS = RankingOptions()
+_NO_FILTERS = Filters()
+_log = logging.getLogger("recommender.lists")
+
+
+class ListTable:
+    """A snapshot's stored lists plus the ones recomputed since; ``get`` is the lookup."""
+
+    def __init__(
+        self, stored: StoredLists | None, space: RowSpace | None, snapshot_name: str
+    ) -> None:
+        self.stored = stored if space is not None else None
+        self.depth = self.stored.depth if self.stored is not None else 0
+        self.snapshot_field = snapshot_field(snapshot_name)
+        # the snapshot's rows (a row space's map is never mutated: writes copy it)
+        self._base_row: Mapping[int, int] = space.row_of if space is not None else {}
+        self._base_keys = space.int_ids[: space.n_main] if space is not None else np.zeros(0)
+        self._entries: dict[int, StoredList] = {}  # recomputed since the snapshot
+        self._dirty: dict[int, int] = {}  # key -> mark: rank live until recomputed
+        self._removed: set[int] = set()
+        self._marks = 0
+        self._changed = threading.Condition()
+        self._stop = threading.Event()
+        self.recomputed = 0
+
+    @classmethod
+    def none(cls) -> ListTable:
+        """A table with no lists (before a snapshot is loaded)."""
+        return cls(None, None, "")
+
+    @property
+    def enabled(self) -> bool:
+        """True when the snapshot has stored lists."""
+        return self.stored is not None
+
+    def get(self, key: int) -> StoredList | None:
+        """The fresh stored list of an article, or None (rank it live)."""
+        if key in self._dirty or self.stored is None:
+            return None
+        entry = self._entries.get(key)
+        if entry is not None:
+            return entry
+        if key in self._removed:
+            return None
+        row = self._base_row.get(key)
+        return self.stored.entry(row) if row is not None else None
+
+    def info(self) -> dict[str, int]:
+        """Depth, lists waiting to be recomputed, and lists recomputed since the snapshot."""
+        return {"depth": self.depth, "pending": len(self._dirty), "recomputed": self.recomputed}
+
+    # -- which lists a write changes -----------------------------------------------------
+
+    def affected(
+        self, old: RowSpace, new: RowSpace, upserted: Sequence[int], deleted: Sequence[int]
+    ) -> set[int]:
+        """Articles whose lists the write from ``old`` to ``new`` may change (module doc)."""
+        if not self.enabled:
+            return set()
+        changed = {*upserted, *deleted}
+        touched = set(changed)  # a list holding one of these is stale
+        owners = {key for key in upserted if key in new.row_of}
+        for key in changed:
+            if key in old.row_of:
+                touched |= _near_duplicates(old, key)
+        for key in owners.copy():
+            reverse, near = self._reverse(new, key)
+            owners |= reverse
+            touched |= near
+        owners |= self._holders(touched)
+        return owners - set(deleted)
+
+    def _reverse(self, space: RowSpace, key: int) -> tuple[set[int], set[int]]:
+        """(lists B may enter, B's near-duplicates) for an upserted article B = ``key``."""
+        query = queries.article_query(space, [space.ids[space.row_of[key]]], [])
+        fetch = candidates.fetch_size(self.depth, _DEFAULTS)
+        found = candidates.gather(
+            space, query, fetch, _NO_FILTERS, half_life_days=_DEFAULTS.recency_half_life_days
+        )
+        pool = found.pool
+        score = relevance(pool.dense, pool.lexical, _DEFAULTS.dense_weight)
+        if _DEFAULTS.recency_half_life_days is not None:
+            # as each candidate A would score B: recency counts from A's date
+            mine = np.full(len(pool), np.nan if query.reference_ts is None else query.reference_ts)
+            score = score * recency_factor(
+                mine, pool.published_ts, _DEFAULTS.recency_half_life_days
+            )
+        reverse = set()
+        for i, owner in enumerate(found.keys):
+            lang = pool.langs[i]  # A's: B is A's story in another language
+            other_story = (
+                bool(lang and query.lang and lang != query.lang)
+                and pool.dense[i] >= _DEFAULTS.same_story_threshold
+            )
+            if other_story or score[i] >= self._last_score(owner):
+                reverse.add(owner)
+        near = _DEFAULTS.dedup_threshold
+        duplicates = {k for k, d in zip(found.keys, pool.dense, strict=True) if near and d >= near}
+        return reverse, duplicates
+
+    def _last_score(self, key: int) -> float:
+        """The score a newcomer must reach to enter a list (-inf: the list is not full)."""
+        entry = self.get(key)
+        if entry is None or len(entry.keys) < self.depth:
+            return -np.inf
+        return float(entry.scores[-1]) * (1.0 - 1e-5)  # stored as float32
+
+    def _holders(self, keys: set[int]) -> set[int]:
+        """Articles whose current list (results or other languages) holds one of ``keys``."""
+        if not keys or self.stored is None:
+            return set()
+        wanted = np.fromiter(keys, dtype=np.int64, count=len(keys))
+        stored = self.stored
+        hit = np.isin(stored.keys, wanted).any(axis=1)
+        if stored.other.shape[1]:
+            hit |= np.isin(stored.other, wanted).any(axis=1)
+        holders = {int(k) for k in self._base_keys[hit]} - set(self._entries)
+        for owner, entry in list(self._entries.items()):
+            if np.isin(entry.keys, wanted).any() or np.isin(entry.other, wanted).any():
+                holders.add(owner)
+        return holders
+
+    def mark(
+        self, affected: set[int], deleted: Sequence[int], then: Callable[[], None] = lambda: None
+    ) -> None:
+        """Drop the affected lists from lookups until recomputed, forget deleted articles',
+        then call ``then`` (the writer publishes its new row space there, in the same step)."""
+        with self._changed:
+            then()
+            for key in deleted:
+                self._removed.add(key)
+                self._entries.pop(key, None)
+                self._dirty.pop(key, None)
+            for key in affected:
+                self._marks += 1
+                self._dirty[key] = self._marks
+            self._changed.notify_all()
+
+    # -- recomputing -------------------------------------------------------------------------
+
+    def refresh_one(self, space_of: Callable[[], RowSpace]) -> bool:
+        """Recompute one marked list on the current space; False when none is marked."""
+        with self._changed:
+            if not self._dirty:
+                return False
+            key, mark = next(iter(self._dirty.items()))
+        space = space_of()
+        entry = compute(space, key, self.depth) if key in space.row_of else None
+        with self._changed:
+            if self._dirty.get(key) == mark:  # not marked again while computing
+                del self._dirty[key]
+                if entry is not None:
+                    self._entries[key] = entry
+                    self.recomputed += 1
+                self._changed.notify_all()
+        return True
+
+    def start(self, space_of: Callable[[], RowSpace]) -> None:
+        """Recompute marked lists in a background thread until ``stop``."""
+
+        def run() -> None:
+            while not self._stop.is_set():
+                try:
+                    if self.refresh_one(space_of):
+                        continue
+                except Exception:  # keep the thread; the list stays marked (ranked live)
+                    _log.exception("could not recompute a related list")
+                    self._stop.wait(1.0)
+                with self._changed:
+                    if not self._dirty and not self._stop.is_set():
+                        self._changed.wait(1.0)
+
+        threading.Thread(target=run, name="list-refresher", daemon=True).start()
+
+    def wait_fresh(self, timeout: float = 60.0) -> bool:
+        """Wait until no list is marked; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._dirty, timeout)
+
+    def stop(self) -> None:
+        """Stop the background thread."""
+        self._stop.set()
+        with self._changed:
+            self._changed.notify_all()
+
+
+def _near_duplicates(space: RowSpace, key: int) -> set[int]:
+    """Articles near-identical to ``key`` (above the dedup threshold), itself included."""
+    threshold = _DEFAULTS.dedup_threshold
+    vector = space.vectors.vector(key)
+    if threshold is None or vector is None:
+        return set()
+    found = space.vectors.search(vector[None, :], NEAR_FETCH)
+    return {int(i) for i, s in zip(found.ids[0], found.scores[0], strict=True) if s >= threshold}
