@@ -26,6 +26,7 @@ from recommender.articles import parse_date_field
 from recommender.config import ServerConfig
 from recommender.engine import MAX_K, Engine
 from recommender.errors import InvalidInputError
+from recommender.ranking import Filters, RankingOptions
 from recommender.runtime import SERVING_THREADS, set_threads
 from recommender.service import convert
 from recommender.service.interceptors import ServiceInterceptor
@@ -36,6 +37,8 @@ from recommender.v1 import recommender_pb2_grpc as pb_grpc
 SERVICE_NAME = "recommender.v1.Recommender"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _log = logging.getLogger("recommender.service")
+_NO_FILTERS = Filters()
+_DEFAULT_OPTIONS = RankingOptions()
 
 
 def _k(value: int) -> int:
@@ -53,12 +56,26 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     def _snapshot_name(self) -> str:
         return str(self.engine.snapshot.manifest.name)
 
-    def Related(self, request: pb.RelatedRequest, context: Any) -> pb.RelatedResponse:
+    def Related(self, request: pb.RelatedRequest, context: Any) -> pb.RelatedResponse | bytes:
         query = request.WhichOneof("query")
         if query is None:
             raise InvalidInputError("set one of article_id, text, examples", field="query")
         kwargs: dict[str, Any] = {}
         if query == "article_id":
+            filters = (
+                convert.filters_from_pb(request.filters)
+                if request.HasField("filters")
+                else _NO_FILTERS
+            )
+            options = (
+                convert.options_from_pb(request.options)
+                if request.HasField("options")
+                else _DEFAULT_OPTIONS
+            )
+            # the page-view path: a stored list's answer, already serialised
+            encoded = self.engine.related_encoded(request.article_id, request.k, filters, options)
+            if encoded is not None:
+                return encoded
             kwargs["article_id"] = request.article_id
         elif query == "text":
             kwargs["text"] = request.text
@@ -149,7 +166,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ],
     )
-    pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(engine), server)  # type: ignore[no-untyped-call]
+    _add_servicer(RecommenderServicer(engine), server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
@@ -192,6 +209,29 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
 
     threading.Thread(target=load, name="index-loader", daemon=True).start()
     return RunningServer(server, port, engine, health_servicer, metrics, metrics_port)
+
+
+def _add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
+    """Register the service as the generated code does, but let a method answer with bytes
+    already serialised (``Engine.related_encoded``), which are sent as they are."""
+    service = pb.DESCRIPTOR.services_by_name["Recommender"]
+    handlers = {
+        method.name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, method.name),
+            request_deserializer=getattr(pb, method.input_type.name).FromString,
+            response_serializer=_serialize,
+        )
+        for method in service.methods
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+def _serialize(message: Any) -> bytes:
+    if isinstance(message, bytes):
+        return message
+    encoded: bytes = message.SerializeToString()
+    return encoded
 
 
 def _snapshot_age(engine: Engine) -> float:
