@@ -1,20 +1,21 @@
 """The gRPC service under concurrent load, against the ceiling of Python gRPC on this machine.
 
 Starts ``recommender serve`` on an index (the sample corpus, and ANT when ``var/ant`` holds
-it), drives ``Related`` by article id (k=10, default ranking) from several client processes
-(asyncio gRPC clients, ``concurrency`` requests in flight in all) for a fixed duration, and
+it) with ``--server-processes`` processes on one port (default: one per core), drives
+``Related`` (k=10, default ranking) from several client processes (asyncio gRPC clients, each
+with several connections, ``concurrency`` requests in flight in all) for a fixed duration, and
 reports throughput and p50 / p95 / p99 latency. In the same run, the same load against a
-trivial gRPC server that answers every ``Related`` with a constant 10-result response: what
-Python gRPC itself costs here. Writes benchmarks/results/service.json and service.png.
+trivial gRPC server with as many processes that answers every ``Related`` with a constant
+10-result response: what Python gRPC itself costs here. Writes benchmarks/results/service.json
+and service.png.
 
-Two kinds of traffic on ANT:
+Targets (ids drawn uniformly from all articles, no warm-up that favours some):
 
-- ``uncached``: the server's result cache off (``--result-cache 0``), ids drawn uniformly
-  from all articles: every request ranks from scratch (the worst case);
-- ``news traffic``: the server as it ships (result cache on, emptied at start), ids drawn
-  with Zipf popularity (rank r asked with weight 1/r^s, s=1 by default, ranks shuffled over
-  all articles), as page views of a news site concentrate on few stories. The cache's hit
-  rate is read from the server's /metrics and reported.
+- ``ids``: ``Related`` by article id as a page view asks it: the stored list's answer;
+- ``ids, live ranking``: the same with the server's stored lists and result cache off
+  (``--live-ranking --result-cache 0``): every request ranks from scratch;
+- ``raw text``: ``Related`` for an article's title and lead as raw text (embedded and ranked
+  per request).
 
     .venv/bin/python benchmarks/bench_service.py [--duration 10] [--concurrency 1 4 16 64]
 """
@@ -23,16 +24,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import json
 import multiprocessing
 import os
 import random
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,9 @@ from machine import machine_info  # noqa: E402
 # -- the trivial server ---------------------------------------------------------------------
 
 
-def run_trivial_server(port_file: str) -> None:
-    """A Recommender whose Related returns a constant response (no engine)."""
+def run_trivial_server(port: int) -> None:
+    """A Recommender whose Related returns a constant response (no engine), on ``port``
+    beside its other processes (SO_REUSEPORT, as ``recommender serve --processes``)."""
     import grpc
 
     from recommender.v1 import recommender_pb2 as pb
@@ -72,28 +73,52 @@ def run_trivial_server(port_file: str) -> None:
     from recommender.config import DEFAULT_SERVER_WORKERS
 
     # the same request threads as `recommender serve` by default
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=DEFAULT_SERVER_WORKERS))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=DEFAULT_SERVER_WORKERS),
+        options=[("grpc.so_reuseport", 1)],
+    )
     pb_grpc.add_RecommenderServicer_to_server(Trivial(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
-    Path(port_file).write_text(str(port))
     server.wait_for_termination()
+
+
+def start_trivial_servers(processes: int) -> tuple[list[Any], str]:
+    """``processes`` trivial servers on one free port; returns them and the address."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        context = multiprocessing.get_context("spawn")
+        servers = [
+            context.Process(target=run_trivial_server, args=(port,), daemon=True)
+            for _ in range(processes)
+        ]
+        for server in servers:
+            server.start()
+        address = f"127.0.0.1:{port}"
+        wait_serving(address, health=False)
+    return servers, address
 
 
 # -- load generation ------------------------------------------------------------------------
 
 
+CHANNELS_PER_CLIENT = 4  # connections per client process: the kernel spreads connections
+
+
 def client_process(
     address: str,
-    ids: list[str],
-    weights: list[float] | None,
+    requests: list[Any],
     in_flight: int,
     duration: float,
     out: Any,
 ) -> None:
     """``in_flight`` concurrent Related calls for ``duration`` seconds; sends latencies (s).
 
-    Ids are drawn with ``weights`` (uniformly when None).
+    Requests are drawn uniformly from ``requests`` (``RelatedRequest`` keyword dicts), over
+    ``CHANNELS_PER_CLIENT`` connections (with SO_REUSEPORT the kernel spreads connections,
+    not requests, over the server's processes).
     """
     import grpc
 
@@ -101,23 +126,24 @@ def client_process(
     from recommender.v1 import recommender_pb2_grpc as pb_grpc
 
     async def main() -> list[float]:
-        async with grpc.aio.insecure_channel(address) as channel:
-            stub = pb_grpc.RecommenderStub(channel)
-            await stub.Related(pb.RelatedRequest(article_id=ids[0], k=10), timeout=30)  # warm-up
+        # a local subchannel pool each: separate connections, not one shared
+        channels = [
+            grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
+            for _ in range(CHANNELS_PER_CLIENT)
+        ]
+        try:
+            stubs = [pb_grpc.RecommenderStub(channel) for channel in channels]
+            for stub in stubs:  # connect (the request is not measured)
+                await stub.Related(pb.RelatedRequest(**requests[0]), timeout=60)
             latencies: list[float] = []
             errors = 0
             end = time.perf_counter() + duration
             rng = random.Random(os.getpid())
-            cumulative = list(itertools.accumulate(weights)) if weights else None
 
-            async def worker() -> None:
+            async def worker(stub: Any) -> None:
                 nonlocal errors
                 while time.perf_counter() < end:
-                    if cumulative is None:
-                        article_id = rng.choice(ids)
-                    else:
-                        article_id = rng.choices(ids, cum_weights=cumulative)[0]
-                    request = pb.RelatedRequest(article_id=article_id, k=10)
+                    request = pb.RelatedRequest(**rng.choice(requests))
                     started = time.perf_counter()
                     try:
                         await stub.Related(request, timeout=10)
@@ -125,17 +151,19 @@ def client_process(
                     except grpc.aio.AioRpcError:
                         errors += 1
 
-            await asyncio.gather(*(worker() for _ in range(in_flight)))
+            await asyncio.gather(*(worker(stubs[i % len(stubs)]) for i in range(in_flight)))
             latencies.append(-float(errors))  # the last entry carries the error count
             return latencies
+        finally:
+            for channel in channels:
+                await channel.close()
 
     out.put(asyncio.run(main()))
 
 
 def drive(
     address: str,
-    ids: list[str],
-    weights: list[float] | None,
+    requests: list[dict[str, Any]],
     concurrency: int,
     duration: float,
     processes: int,
@@ -148,7 +176,7 @@ def drive(
     queue: Any = multiprocessing.get_context("spawn").Queue()
     workers = [
         multiprocessing.get_context("spawn").Process(
-            target=client_process, args=(address, ids, weights, share, duration, queue)
+            target=client_process, args=(address, requests, share, duration, queue)
         )
         for share in shares
     ]
@@ -179,7 +207,7 @@ def drive(
 
 
 def start_engine_server(
-    index_dir: Path, result_cache: int, log: Path, timeout: float = 180.0
+    index_dir: Path, extra: list[str], log: Path, timeout: float = 240.0
 ) -> tuple[subprocess.Popen[bytes], str, str]:
     """``recommender serve`` on a free port; returns the process, its address and metrics URL.
 
@@ -189,8 +217,7 @@ def start_engine_server(
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "recommender", "serve", "--index-dir", str(index_dir),
-             "--address", "127.0.0.1:0", "--metrics-port", "0",
-             "--result-cache", str(result_cache)],
+             "--address", "127.0.0.1:0", "--metrics-port", "0", *extra],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
@@ -217,24 +244,23 @@ def start_engine_server(
     return process, address, f"http://127.0.0.1:{metrics_port}/metrics"
 
 
-def cache_counts(metrics_url: str) -> tuple[float, float]:
-    """The server's result-cache hits and misses so far."""
-    body = urllib.request.urlopen(metrics_url, timeout=10).read().decode()
-    values = {}
-    for line in body.splitlines():
-        for name in ("hits", "misses"):
-            if line.startswith(f"recommender_result_cache_{name}_total "):
-                values[name] = float(line.split()[1])
-    return values.get("hits", 0.0), values.get("misses", 0.0)
+def wait_serving(address: str, timeout: float = 240.0, health: bool = True) -> None:
+    """Until the server at ``address`` says SERVING (or, ``health=False``, accepts calls).
 
-
-def wait_serving(address: str, timeout: float = 180.0) -> None:
+    With several processes a health check reaches one of them: ask over several fresh
+    connections, so that (very likely) every process was asked.
+    """
     import grpc
 
     from recommender.client import wait_until_serving
 
-    with grpc.insecure_channel(address) as channel:
-        wait_until_serving(channel, timeout)
+    for _ in range(8):
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        with grpc.insecure_channel(address, options=options) as channel:
+            if health:
+                wait_until_serving(channel, timeout)
+            else:
+                grpc.channel_ready_future(channel).result(timeout=timeout)
 
 
 def sample_index(tmp: Path) -> Path:
@@ -247,19 +273,31 @@ def sample_index(tmp: Path) -> Path:
     return index_dir
 
 
-def article_ids(index_dir: Path) -> list[str]:
-    """Every article id of the index, shuffled (the order is the popularity rank for Zipf)."""
+def id_requests(index_dir: Path) -> list[dict[str, Any]]:
+    """A ``Related`` request by id for every article of the index."""
     from recommender.snapshot import load_snapshot
 
     snapshot = load_snapshot(index_dir)
     ids = [row[1] for row in snapshot.store.facets()]
     snapshot.close()
-    random.Random(0).shuffle(ids)
-    return ids
+    return [{"article_id": i, "k": 10} for i in ids]
 
 
-def zipf_weights(n: int, exponent: float) -> list[float]:
-    return [1.0 / (rank**exponent) for rank in range(1, n + 1)]
+def text_requests(index_dir: Path, n: int = 1000) -> list[dict[str, Any]]:
+    """``Related`` for raw text: the title and lead of ``n`` articles of the index."""
+    from recommender.snapshot import load_snapshot
+
+    snapshot = load_snapshot(index_dir)
+    ids = [row[1] for row in snapshot.store.facets()]
+    chosen = random.Random(0).sample(ids, min(n, len(ids)))
+    texts = []
+    for article_id in chosen:
+        stored = snapshot.store.get(article_id)
+        if stored is not None:
+            a = stored.article
+            texts.append(f"{a.title}\n{a.lead}".strip())
+    snapshot.close()
+    return [{"text": t, "k": 10} for t in texts if t]
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -280,7 +318,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
                   label=f"{target} p50")  # fmt: skip
         right.plot(xs, [r["throughput_rps"] for r in subset], marker="o", color=color,
                    label=target)  # fmt: skip
-    left.axhline(10.0, color="grey", linestyle=":", label="target: p99 10 ms at 16")
+    left.axhline(5.0, color="grey", linestyle=":", label="target: p99 5 ms at 16")
     for ax, label in ((left, "latency (ms)"), (right, "requests / s")):
         ax.set_xscale("log", base=2)
         ax.set_xlabel("concurrent requests")
@@ -297,76 +335,61 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 4, 16, 64])
     parser.add_argument("--processes", type=int, default=4, help="client processes at most")
+    parser.add_argument(
+        "--server-processes", type=int, default=os.cpu_count() or 1,
+        help="processes of each server, the trivial one included (default: one per core)",
+    )  # fmt: skip
     parser.add_argument("--ant-index", type=Path, default=ROOT / "var" / "ant")
-    parser.add_argument(
-        "--zipf", type=float, default=1.0, help="popularity exponent of the news-traffic run"
-    )
-    parser.add_argument(
-        "--result-cache", type=int, default=8192, help="cache size of the news-traffic run"
-    )
-    parser.add_argument(
-        "--warmup", type=float, default=30.0, help="seconds of traffic before a cached run"
-    )
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "service.json"
     )
     args = parser.parse_args()
 
     rows: list[dict[str, Any]] = []
+    server_processes = ["--processes", str(args.server_processes)]
+    live = ["--live-ranking", "--result-cache", "0"]
     with tempfile.TemporaryDirectory() as tmp:
-        port_file = Path(tmp) / "port"
-        trivial = multiprocessing.get_context("spawn").Process(
-            target=run_trivial_server, args=(str(port_file),), daemon=True
-        )
-        trivial.start()
-        while not port_file.exists():
-            time.sleep(0.05)
-        trivial_address = f"127.0.0.1:{port_file.read_text()}"
-        # (name, index, server's result cache size, Zipf exponent or None for uniform ids)
-        targets: list[tuple[str, Path | None, int, float | None]] = [
-            ("trivial server", None, 0, None),
-            ("sample corpus (91), uncached", sample_index(Path(tmp)), 0, None),
+        trivial, trivial_address = start_trivial_servers(args.server_processes)
+        sample = sample_index(Path(tmp))
+        # (name, index or None for the trivial server, server flags, requests)
+        targets: list[tuple[str, Path | None, list[str], list[dict[str, Any]]]] = [
+            ("trivial server", None, [], [{"article_id": "x", "k": 10}]),
+            ("sample corpus (91), ids", sample, [], id_requests(sample)),
         ]
         if (args.ant_index / "CURRENT").is_file():
-            targets.append(("ANT + sample (31.6k), uncached", args.ant_index, 0, None))
-            targets.append((
-                f"ANT + sample (31.6k), news traffic (Zipf {args.zipf:g}, cache "
-                f"{args.result_cache})", args.ant_index, args.result_cache, args.zipf,
-            ))  # fmt: skip
-        for name, index_dir, cache_size, zipf in targets:
-            process = metrics_url = None
-            weights = None
+            ant = args.ant_index
+            ant_ids = id_requests(ant)
+            targets += [
+                ("ANT + sample (31.6k), ids", ant, [], ant_ids),
+                ("ANT + sample (31.6k), ids, live ranking", ant, live, ant_ids),
+                ("ANT + sample (31.6k), raw text", ant, [], text_requests(ant)),
+            ]
+        for name, index_dir, flags, requests in targets:
+            process = None
             if index_dir is None:
-                address, ids = trivial_address, ["x"]
+                address = trivial_address
             else:
                 log = Path(tmp) / f"server-{len(rows)}.log"
-                process, address, metrics_url = start_engine_server(index_dir, cache_size, log)
-                ids = article_ids(index_dir)
-                weights = zipf_weights(len(ids), zipf) if zipf is not None else None
+                process, address, _ = start_engine_server(
+                    index_dir, [*server_processes, *flags], log
+                )
             try:
-                if cache_size and metrics_url:
-                    # a site's cache has seen its traffic for a while: measure the steady state
-                    warm = drive(address, ids, weights, 16, args.warmup, args.processes)
-                    hits, misses = cache_counts(metrics_url)
-                    print(f"warm-up {args.warmup:.0f} s: {warm['requests']} requests, "
-                          f"hit rate {hits / max(1.0, hits + misses):.3f}", flush=True)  # fmt: skip
                 for concurrency in args.concurrency:
-                    before = cache_counts(metrics_url) if metrics_url else (0.0, 0.0)
-                    measured = drive(address, ids, weights, concurrency, args.duration,
+                    measured = drive(address, requests, concurrency, args.duration,
                                      args.processes)  # fmt: skip
-                    row: dict[str, Any] = {"target": name, "result_cache": cache_size, **measured}
-                    if metrics_url and cache_size:
-                        hits, misses = (
-                            a - b for a, b in zip(cache_counts(metrics_url), before, strict=True)
-                        )
-                        row["cache_hit_rate"] = round(hits / max(1.0, hits + misses), 3)
+                    row: dict[str, Any] = {
+                        "target": name,
+                        "server_processes": args.server_processes,
+                        **measured,
+                    }
                     print(json.dumps(row, ensure_ascii=False), flush=True)
                     rows.append(row)
             finally:
                 if process is not None:
                     process.terminate()
-                    process.wait(timeout=30)
-        trivial.terminate()
+                    process.wait(timeout=60)
+        for server in trivial:
+            server.terminate()
 
     ratios = {}
     for row in rows:
@@ -378,7 +401,7 @@ def main() -> int:
             row["throughput_rps"] / base["throughput_rps"], 3
         )
     payload = {
-        "machine": machine_info(duration_s=args.duration, warmup_s=args.warmup),
+        "machine": machine_info(duration_s=args.duration, server_processes=args.server_processes),
         "rows": rows,
         "throughput_ratio_to_trivial": ratios,
     }

@@ -74,8 +74,8 @@ def test_bench_service_measures_the_engine_beside_the_trivial_ceiling(tmp_path):
         "--ant-index", str(tmp_path / "none"), "--out", str(out))  # fmt: skip
     payload = json.loads(out.read_text())
     rows = {row["target"]: row for row in payload["rows"]}
-    assert {"trivial server", "sample corpus (91), uncached"} <= set(rows)
+    assert {"trivial server", "sample corpus (91), ids"} <= set(rows)
     for row in rows.values():
         assert row["errors"] == 0 and row["requests"] > 0
         assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
-    assert payload["throughput_ratio_to_trivial"]["sample corpus (91), uncached @ 2"] > 0
+    assert payload["throughput_ratio_to_trivial"]["sample corpus (91), ids @ 2"] > 0

@@ -214,6 +214,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         tls_key=Path(args.tls_key) if args.tls_key else None,
         workers=args.workers,
         result_cache=args.result_cache,
+        processes=args.processes,
+        use_lists=not args.live_ranking,
     )
     return serve(config)
 
@@ -340,6 +342,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth-reads", action="store_true", help="require the token for reads")
     serve.add_argument("--tls-cert", help="PEM certificate chain")
     serve.add_argument("--tls-key", help="PEM private key")
+    serve.add_argument(
+        "--live-ranking", action="store_true",
+        help="rank every request live, stored lists unused (for comparisons)",
+    )  # fmt: skip
+    add_defaulted(
+        serve, "--processes", ServerConfig, "processes",
+        "server processes on the port, 0: one per core",
+    )  # fmt: skip
     add_defaulted(
         serve, "--workers", ServerConfig, "workers",
         "request threads: more than the cores only contend for the GIL; raise it when slow "

@@ -55,5 +55,10 @@ class ServerConfig:
     workers: int = DEFAULT_SERVER_WORKERS
     result_cache: int = DEFAULT_RESULT_CACHE  # article-id answers kept per index generation
     watch_interval: float = 2.0
+    # server processes on the port (0: one per core); each applies the others' writes within
+    # about follow_interval seconds (``service.processes``)
+    processes: int = 0
+    follow_interval: float = 0.2
+    use_lists: bool = True  # False: rank every request live (for comparisons)
     grace_seconds: float = 5.0
     warm_model: bool = True

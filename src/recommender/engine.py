@@ -114,9 +114,12 @@ class Engine:
         """Load the published snapshot if it is not the one serving; True when it was."""
         return self.live.reload_if_changed()
 
-    def start_watching(self, interval: float = 2.0) -> None:
-        """Pick up newly published snapshots in a background thread."""
+    def start_watching(self, interval: float = 2.0, follow_interval: float = 0.2) -> None:
+        """Pick up newly published snapshots, and (writable engines) other processes' writes
+        to the working store, in background threads."""
         self.live.start_watching(interval)
+        if self.writable:
+            self.live.start_following(follow_interval)
 
     @property
     def ready(self) -> bool:

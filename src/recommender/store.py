@@ -225,6 +225,18 @@ class ArticleStore:
         upserted, deleted, _ = self.changes_after(seq)
         return upserted, deleted
 
+    def changes_count(self, seq: int) -> int:
+        """How many articles were upserted or deleted after change counter ``seq``."""
+        with self._lock:
+            return sum(
+                int(
+                    self._conn.execute(
+                        f"SELECT COUNT(*) FROM {t} WHERE seq > ?", (seq,)
+                    ).fetchone()[0]
+                )
+                for t in ("articles", "deletions")
+            )
+
     def changes_after(self, seq: int) -> tuple[list[int], list[int], int]:
         """(upserted ids, deleted ids, the change counter they reach), read in one transaction:
         what another process wrote after ``seq``, and where to continue from."""

@@ -30,6 +30,9 @@ from recommender.store import ArticleStore, UpsertOutcome, int_id
 from recommender.text import TextRecipe
 
 MAX_UPSERT = 1000
+# More changes than this in the working store since the last look is a batch job writing: it
+# publishes a snapshot when done, so following stops until a snapshot is loaded.
+FOLLOW_LIMIT = 2 * MAX_UPSERT
 _log = logging.getLogger("recommender.writer")
 
 
@@ -93,6 +96,7 @@ class LiveIndex:
         self._space: RowSpace | None = None
         self.lists = ListTable.none()  # the stored related lists, kept fresh
         self._seq = 0  # the working store's change counter the space has caught up with
+        self._following = True
         self._write_lock = threading.Lock()  # one writer at a time; a reload replays under it
         self._stop_watching = threading.Event()
         self.store: ArticleStore | None = working_store(index_dir) if writable else None
@@ -127,7 +131,7 @@ class LiveIndex:
                 table.mark(affected, deleted)
             previous, self._space = self._space, space
             previous_lists, self.lists = self.lists, table
-            self._seq = seq
+            self._seq, self._following = seq, True
             self._on_change()  # after the new space is visible (see ResultCache)
         previous_lists.stop()
         table.start(lambda: self.space)
@@ -164,9 +168,15 @@ class LiveIndex:
     def follow_store(self) -> bool:
         """Apply what other processes wrote to the working store since the last look (the
         change counter moved); True when something was applied."""
-        if self.store is None or self._space is None:
+        if self.store is None or self._space is None or not self._following:
+            return False
+        if self.store.seq == self._seq:
             return False
         with self._write_lock:
+            if self.store.changes_count(self._seq) > FOLLOW_LIMIT:
+                _log.info("a batch job is writing: its snapshot will bring the changes")
+                self._following = False
+                return False
             space = self.space
             new, self._seq, affected, deleted = self._catch_up(space, self._seq, self.lists)
             if new is space:
@@ -209,6 +219,20 @@ class LiveIndex:
                     _log.exception("could not load the new snapshot; still serving the old one")
 
         threading.Thread(target=watch, name="snapshot-watcher", daemon=True).start()
+
+    def start_following(self, interval: float = 0.2) -> None:
+        """Apply other processes' writes to the working store in a background thread, within
+        about ``interval`` seconds (``serve --processes``: a write any process accepts reaches
+        the others)."""
+
+        def follow() -> None:
+            while not self._stop_watching.wait(interval):
+                try:
+                    self.follow_store()
+                except Exception:  # keep serving; the next look tries again
+                    _log.exception("could not apply the working store's changes")
+
+        threading.Thread(target=follow, name="store-follower", daemon=True).start()
 
     def upsert(self, articles: Sequence[Article], model: Callable[[], Embedder]) -> UpsertOutcome:
         """Add or replace articles: durable in the working store, searchable on return.

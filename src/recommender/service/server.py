@@ -7,8 +7,10 @@ reflection lets tools such as grpcurl discover the API.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -147,7 +149,10 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
     Health is NOT_SERVING until the index is loaded, then SERVING.
     """
     engine = engine or Engine(
-        config.index_dir, writable=True, result_cache_size=config.result_cache
+        config.index_dir,
+        writable=True,
+        result_cache_size=config.result_cache,
+        use_lists=config.use_lists,
     )
     metrics = Metrics()
     interceptor = ServiceInterceptor(metrics, config.auth_token, config.auth_reads)
@@ -164,6 +169,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 1),  # several processes on one port (``processes``)
         ],
     )
     _add_servicer(RecommenderServicer(engine), server)
@@ -199,7 +205,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
             engine.load()
             if config.warm_model:
                 _ = engine.embedder  # text queries and upserts should not wait for the model
-            engine.start_watching(config.watch_interval)
+            engine.start_watching(config.watch_interval, config.follow_interval)
         except Exception:
             _log.exception("could not load the index in %s", config.index_dir)
             return
@@ -256,8 +262,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def serve(config: ServerConfig) -> int:
-    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+def serve(config: ServerConfig, label: str = "") -> int:
+    """Run until SIGTERM or SIGINT, then shut down gracefully (``config.processes`` server
+    processes on the port when more than one: ``processes``)."""
+    processes = config.processes or os.cpu_count() or 1
+    if processes > 1:
+        from recommender.service.processes import serve_processes  # it imports this module
+
+        return serve_processes(dataclasses.replace(config, processes=processes))
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
@@ -271,7 +283,7 @@ def serve(config: ServerConfig) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     print(
-        f"recommender: listening on {config.address.rsplit(':', 1)[0]}:{running.port}"
+        f"recommender: listening on {config.address.rsplit(':', 1)[0]}:{running.port}{label}"
         + (f", metrics on :{running.metrics_port}/metrics" if running.metrics_port else ""),
         file=sys.stderr,
         flush=True,
