@@ -1,0 +1,132 @@
+"""``serve --processes 2``: two real server processes on one port, a write accepted by either
+reaches both, a new snapshot is picked up by both, and SIGTERM stops them all."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import grpc
+import pytest
+from conftest import ROOT
+
+from recommender.client import wait_until_serving
+from recommender.v1 import recommender_pb2 as pb
+from recommender.v1 import recommender_pb2_grpc as pb_grpc
+
+pytestmark = pytest.mark.slow
+CONNECTIONS = 16  # the kernel spreads connections: 16 reach both processes but once in 2^15
+NEW = {"id": "malta-libya-deal", "title": "Malta and Libya sign a migration and security deal",
+       "lang": "en", "published_at": "2020-05-28"}  # fmt: skip
+
+
+def stubs(port):
+    channels = [
+        grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(CONNECTIONS)
+    ]
+    return channels, [pb_grpc.RecommenderStub(c) for c in channels]
+
+
+def requests_served(metrics_port):
+    body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
+    return sum(
+        float(line.split()[-1])
+        for line in body.splitlines()
+        if line.startswith("recommender_requests_total{")
+    )
+
+
+def test_two_processes_share_a_port_and_each_others_writes(sample_index, tmp_path):
+    index_dir = tmp_path / "index"
+    shutil.copytree(sample_index, index_dir)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recommender", "serve", "--index-dir", str(index_dir),
+         "--address", "127.0.0.1:0", "--metrics-port", "0", "--processes", "2"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    channels = []
+    try:
+        lines = [process.stderr.readline() for _ in range(2)]
+        assert all("listening on 127.0.0.1:" in line for line in lines), lines
+        assert {"(process 1 of 2)", "(process 2 of 2)"} == {
+            line[line.index("(") : line.index(")") + 1] for line in lines
+        }
+        ports = {int(line.split("listening on 127.0.0.1:")[1].split()[0]) for line in lines}
+        assert len(ports) == 1, "both processes listen on one port"
+        port = ports.pop()
+        metrics = [int(line.split("metrics on :")[1].split("/")[0]) for line in lines]
+        channels, clients = stubs(port)
+        for channel in channels:
+            wait_until_serving(channel, 120)
+        seed = pb.RelatedRequest(article_id="libya-security-memoranda", k=5)
+        answers = {tuple(r.id for r in c.Related(seed, timeout=30).results) for c in clients}
+        assert len(answers) == 1, "every process answers the same"
+        assert all(requests_served(m) > 0 for m in metrics), "both processes took connections"
+
+        # a write to one connection reaches every process, lists included
+        written = time.monotonic()
+        clients[0].Upsert(pb.UpsertRequest(articles=[pb.Article(**NEW)]), timeout=60)
+        acknowledged = time.monotonic() - written
+        delays = []
+        for client in clients:
+            while True:
+                try:
+                    client.GetArticle(pb.GetArticleRequest(id=NEW["id"]), timeout=10)
+                    break
+                except grpc.RpcError as error:
+                    assert error.code() == grpc.StatusCode.NOT_FOUND
+                    assert time.monotonic() - written < 30, "the write did not reach a process"
+                    time.sleep(0.02)
+            delays.append(time.monotonic() - written)
+        print(
+            f"upsert acknowledged in {acknowledged:.3f} s; on every process in {max(delays):.3f} s"
+        )
+        # the new story is in the seed's stored list on every process once recomputed
+        deadline = time.monotonic() + 60
+        query = pb.RelatedRequest(article_id="libya-security-memoranda", k=30)
+        for client in clients:
+            while NEW["id"] not in {r.id for r in client.Related(query, timeout=30).results}:
+                assert time.monotonic() < deadline, "the seed's list never held the new story"
+                time.sleep(0.05)
+
+        # a delete through another connection: gone everywhere
+        clients[-1].Delete(pb.DeleteRequest(ids=[NEW["id"]]), timeout=30)
+        deadline = time.monotonic() + 30
+        for client in clients:
+            while NEW["id"] in {r.id for r in client.Related(query, timeout=30).results}:
+                assert time.monotonic() < deadline, "a process still lists the deleted story"
+                time.sleep(0.02)
+
+        # a new snapshot is picked up by every process
+        before = clients[0].Stats(pb.StatsRequest(), timeout=10).snapshot
+        source = tmp_path / "more.jsonl"
+        source.write_text(json.dumps({**NEW, "id": "batch-indexed"}) + "\n", encoding="utf-8")
+        subprocess.run(
+            [sys.executable, "-m", "recommender", "index", str(ROOT / "data" / "articles.jsonl"),
+             str(source), "--index-dir", str(index_dir), "--quiet"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        for client in clients:
+            while client.Stats(pb.StatsRequest(), timeout=10).snapshot == before:
+                assert time.monotonic() < deadline, "a process kept the old snapshot"
+                time.sleep(0.2)
+            client.GetArticle(pb.GetArticleRequest(id="batch-indexed"), timeout=10)
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        time.sleep(1.0)
+        for m in metrics:  # the children are gone with their metrics endpoints
+            with pytest.raises(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{m}/metrics", timeout=2)
+    finally:
+        for channel in channels:
+            channel.close()
+        if process.poll() is None:
+            process.kill()
