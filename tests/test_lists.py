@@ -123,3 +123,58 @@ def test_lists_kept_fresh_through_random_writes_equal_a_full_recompute(
         assert engine.stats().lists["recomputed"] > 0
     finally:
         engine.close()
+
+
+def test_precompute_writes_every_list_and_since_only_the_changed_ones(sample_index, tmp_path):
+    import gzip
+    import json
+    import time
+    from datetime import UTC, datetime
+
+    from recommender.cli import main
+
+    index_dir = tmp_path / "i"
+    shutil.copytree(sample_index, index_dir)
+    out = tmp_path / "lists.jsonl.gz"
+    assert main(["precompute", "--index-dir", str(index_dir), "--out", str(out), "-k", "5"]) == 0
+    with gzip.open(out, "rt", encoding="utf-8") as handle:
+        every = [json.loads(line) for line in handle]
+    assert len(every) == 91
+    engine = Engine(index_dir).load()
+    try:
+        for entry in every:
+            expected = engine.related(article_id=entry["id"], k=5).to_dict()
+            assert {"results": entry["results"], "other_languages": entry["other_languages"]} == (
+                expected
+            )
+    finally:
+        engine.close()
+
+    before = datetime.now(UTC)
+    time.sleep(1.1)
+    source = tmp_path / "new.jsonl"
+    title = "وزير الخارجية الألماني يبحث في طرابلس مذكرات التفاهم الأمنية مع تركيا"
+    new = {"id": "tripoli-talks-follow-up", "lang": "ar", "published_at": "2020-08-20"}
+    new["title"] = title
+    source.write_text(json.dumps(new, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert main(["index", str(source), "--index-dir", str(index_dir), "--quiet"]) == 0
+    changed_out = tmp_path / "changed.jsonl"
+    since = before.isoformat()
+    assert main(["precompute", "--index-dir", str(index_dir), "--out", str(changed_out),
+                 "--since", since]) == 0  # fmt: skip
+    changed = [json.loads(line) for line in changed_out.read_text(encoding="utf-8").splitlines()]
+    changed_ids = {entry["id"] for entry in changed}
+    assert new["id"] in changed_ids
+    assert 1 < len(changed) < 60, "unchanged lists keep their time across a rebuild"
+    assert all(entry["updated"] >= since[:19] for entry in changed)
+    # every list that now holds the new story is among the changed ones
+    engine = Engine(index_dir).load()
+    try:
+        holders = {
+            i
+            for i in engine.space.ids
+            if new["id"] in {r.id for r in engine.related(article_id=i, k=10).results}
+        }
+        assert holders and holders <= changed_ids
+    finally:
+        engine.close()

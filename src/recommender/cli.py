@@ -194,6 +194,26 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_precompute(args: argparse.Namespace) -> int:
+    from recommender.articles import parse_date_field
+    from recommender.engine import Engine
+    from recommender.precompute import export
+
+    since = parse_date_field(args.since, "since")
+    if not 1 <= args.k <= LIST_DEPTH:
+        raise InvalidInputError(f"must be between 1 and {LIST_DEPTH}", field="k")
+    # writable: the working store's changes since the snapshot are part of the lists
+    engine = Engine(args.index_dir, writable=True).load()
+    try:
+        if not engine.wait_for_lists(timeout=3600):
+            raise RecommenderError("the lists changed since the snapshot were not recomputed")
+        count = export(engine, Path(args.out), args.k, since)
+    finally:
+        engine.close()
+    print(json.dumps({"written": count, "out": args.out}))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from recommender.service.server import serve
 
@@ -360,6 +380,21 @@ def build_parser() -> argparse.ArgumentParser:
         "answers to article-id queries kept until the index changes (0: off)", metavar="N",
     )  # fmt: skip
     serve.set_defaults(handler=_cmd_serve)
+
+    precompute = commands.add_parser(
+        "precompute",
+        help="write every article's related list as JSON lines (static sites)",
+        description=(
+            "Write each article's default related list, as Related by id returns it, one JSON "
+            "line per article (gzip when OUT ends in .gz); with --since only the lists that "
+            "changed at or after that time."
+        ),
+    )
+    precompute.add_argument("--index-dir", required=True, help="index directory")
+    precompute.add_argument("--out", required=True, help="output file (.jsonl or .jsonl.gz)")
+    precompute.add_argument("--since", help="ISO 8601 time: only lists changed since")
+    precompute.add_argument("-k", type=int, default=10, help="results per article (default 10)")
+    precompute.set_defaults(handler=_cmd_precompute)
 
     inspect = commands.add_parser(
         "inspect",

@@ -20,6 +20,7 @@ article out of A's candidate pool without entering A's list, which this does not
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -76,6 +77,14 @@ class ListTable:
             return entry
         if key in self._removed:
             return None
+        row = self._base_row.get(key)
+        return self.stored.entry(row) if row is not None else None
+
+    def _current(self, key: int) -> StoredList | None:
+        """The list as last computed, marked or not."""
+        entry = self._entries.get(key)
+        if entry is not None or self.stored is None or key in self._removed:
+            return entry
         row = self._base_row.get(key)
         return self.stored.entry(row) if row is not None else None
 
@@ -180,6 +189,9 @@ class ListTable:
             key, mark = next(iter(self._dirty.items()))
         space = space_of()
         entry = compute(space, key, self.depth) if key in space.row_of else None
+        previous = self._current(key)
+        if entry is not None and previous is not None and previous.same_links(entry):
+            entry = dataclasses.replace(entry, updated=previous.updated)  # for ``precompute``
         with self._changed:
             if self._dirty.get(key) == mark:  # not marked again while computing
                 del self._dirty[key]

@@ -77,9 +77,21 @@ class StoredList:
         message = pb.RelatedResponse.FromString(self.encoded(k, b""))
         return convert.response_from_pb(message)
 
-    def same_answer(self, other: StoredList) -> bool:
-        """True when both encode the same answer (to keep a list's ``updated`` time)."""
-        return self.payload == other.payload
+    def same_links(self, other: StoredList) -> bool:
+        """True when both list the same stories as a page shows them (ids, titles, links,
+        dates, in order): scores drift with every rebuild of the lexical model, the links a
+        site renders do not. A list keeps its ``updated`` time while this holds."""
+        if self.keys.tolist() != other.keys.tolist() or self.other.tolist() != other.other.tolist():
+            return False
+        return _links(self.payload) == _links(other.payload)
+
+
+def _links(payload: bytes) -> list[tuple[str, ...]]:
+    message = pb.RelatedResponse.FromString(payload)
+    return [
+        (item.id, item.title, item.url, item.published_at, item.lang, item.source, item.section)
+        for item in [*message.results, *message.other_languages]
+    ]
 
 
 def snapshot_field(name: str) -> bytes:
@@ -278,7 +290,7 @@ def build_all(
             entries = _collect(pool.imap(_worker_rows, _chunks(rows)), progress)
     for row, entry in enumerate(entries):
         old = previous(int(space.int_ids[row]))
-        if old is not None and old.same_answer(entry):
+        if old is not None and old.same_links(entry):
             entries[row] = StoredList(
                 entry.keys, entry.scores, entry.other, entry.payload, entry.ends, old.updated
             )
