@@ -106,6 +106,13 @@ class LexicalIndex:
         new._postings_delta = None
         return new
 
+    def rows(self, rows: np.ndarray) -> sp.csr_matrix:
+        """The lexical vectors of several rows, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not self.delta.shape[0]:
+            return self.main[rows]
+        return sp.vstack([self.main, self.delta]).tocsr()[rows]
+
     def row(self, row: int) -> sp.csr_matrix:
         """The lexical vector of one row."""
         if row < self.n_main:

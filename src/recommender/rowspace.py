@@ -14,6 +14,11 @@ Rows ``>= n_main`` are articles written since the snapshot (the live overlay); a
 deleted article's old row is marked dead in ``alive``. A ``RowSpace`` is frozen: a write
 builds a new one (``with_changes``) that shares what did not change, so a request keeps one
 consistent view while writes go on, and the snapshot's own index is never mutated.
+
+Live rows cost every query a little (the delta tier is scanned exactly, its lexical postings
+rebuilt), so ``folded`` moves them into a new main tier, in the background
+(``writer.LiveIndex``): then rows ``< n_main`` are that tier's positions, and word rows come
+from ``word_rows`` (each key's row in the snapshot's table), no longer from the row number.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ class RowSpace:
     row_of: Mapping[int, int]  # int id -> its live row
     overlay: Mapping[int, Article] = field(default_factory=dict)  # written since the snapshot
     snapshot: Snapshot | None = None  # None for an in-memory space (evaluation)
+    word_rows: Mapping[int, int] = field(default_factory=dict)  # key -> snapshot word-table row
 
     # -- building --------------------------------------------------------------------------
 
@@ -87,8 +93,9 @@ class RowSpace:
             published_ts=np.array([np.nan if r[5] is None else r[5] for r in rows], np.float64),
             alive=np.ones(len(rows), dtype=bool),
             n_main=len(rows),
-            row_of={int(i): row for row, i in enumerate(int_ids)},
+            row_of=(row_of := {int(i): row for row, i in enumerate(int_ids)}),
             snapshot=snapshot,
+            word_rows=row_of,  # never mutated: writes copy ``row_of``
         )
 
     @classmethod
@@ -163,6 +170,36 @@ class RowSpace:
             self, alive=alive, row_of=row_of, overlay=overlay, vectors=vectors, **changes
         )
 
+    def folded(self) -> RowSpace:
+        """The same articles with every live row in a new main tier (vectors indexed with the
+        same index type, lexical rows and postings rebuilt) and dead rows dropped: what the
+        live writes have grown, folded in. Builds a new index: call it off the request path."""
+        live = np.flatnonzero(self.alive)
+        keys = self.int_ids[live]
+        vectors = self.vectors.vectors(keys.tolist())
+        index = VectorIndex.build(
+            keys, vectors, self.vectors.spec, dimension=self.vectors.dimension
+        )
+        return dataclasses.replace(
+            self,
+            vectors=index,
+            lexical=LexicalIndex(self.lexical.rows(live)),
+            int_ids=keys,
+            ids=[self.ids[r] for r in live.tolist()],
+            langs=self.langs[live],
+            sources=self.sources[live],
+            sections=self.sections[live],
+            published_ts=self.published_ts[live],
+            alive=np.ones(len(live), dtype=bool),
+            n_main=len(live),
+            row_of={int(key): row for row, key in enumerate(keys)},
+        )
+
+    @property
+    def live_rows(self) -> int:
+        """Rows written since the snapshot or the last fold, and dead rows: what folding saves."""
+        return len(self.int_ids) - self.n_main + int((~self.alive[: self.n_main]).sum())
+
     def with_index_type(self, index_type: str) -> RowSpace:
         """The same rows over a vector index of another type (built from this one's vectors;
         for comparisons such as exact against approximate search)."""
@@ -214,9 +251,10 @@ class RowSpace:
     def words(self, key: int, article: Article) -> ArticleWords:
         """An article's words for key terms: from the snapshot's table while its row there is
         the live one; articles written since are read from their text."""
-        row = self.row_of.get(key)
-        if row is not None and row < self.n_main and self.snapshot is not None:
-            return self.snapshot.words.row(row)
+        if key not in self.overlay and self.snapshot is not None:
+            row = self.word_rows.get(key)
+            if row is not None:
+                return self.snapshot.words.row(row)
         return _article_words(self.recipe, article.title, article.lead, article.body)
 
 

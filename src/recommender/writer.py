@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -33,6 +34,9 @@ MAX_UPSERT = 1000
 # More changes than this in the working store since the last look is a batch job writing: it
 # publishes a snapshot when done, so following stops until a snapshot is loaded.
 FOLLOW_LIMIT = 2 * MAX_UPSERT
+# Live rows (written since the snapshot or the last fold, and dead ones) that start a fold
+# into a new main tier in the background: each query scans them exactly (``RowSpace.folded``).
+FOLD_AT = 1000
 _log = logging.getLogger("recommender.writer")
 
 
@@ -97,6 +101,10 @@ class LiveIndex:
         self.lists = ListTable.none()  # the stored related lists, kept fresh
         self._seq = 0  # the working store's change counter the space has caught up with
         self._following = True
+        self.fold_at = FOLD_AT
+        # changes made while a fold builds, replayed onto its result (None: no fold running)
+        self._fold_log: list[tuple[list[LiveArticle], list[int]]] | None = None
+        self.folds = 0
         self._write_lock = threading.Lock()  # one writer at a time; a reload replays under it
         self._stop_watching = threading.Event()
         self.store: ArticleStore | None = working_store(index_dir) if writable else None
@@ -155,13 +163,13 @@ class LiveIndex:
             return space, reached, set(), []
         old = space
         if deleted:
-            space = space.with_changes([], deleted)
+            space = self._changed(space, [], deleted)
         if upserted:
             stored = self.store.get_many(upserted)
             keys, vectors = self.store.vectors(model, list(stored))
             articles = [stored[int(key)].article for key in keys]
             texts = [space.recipe.text(a.title, a.lead, a.body) for a in articles]
-            space = space.with_changes(_live(space, keys, articles, vectors, texts), [])
+            space = self._changed(space, _live(space, keys, articles, vectors, texts), [])
         _log.info("applied %d upserts, %d deletes from the store", len(upserted), len(deleted))
         return space, reached, table.affected(old, space, upserted, deleted), deleted
 
@@ -186,13 +194,47 @@ class LiveIndex:
 
     def _publish(self, space: RowSpace, affected: set[int], deleted: Sequence[int]) -> None:
         """Make ``space`` the serving one, with the lists it changes marked in the same step
-        (a list recomputed meanwhile on the old space is then discarded)."""
+        (a list recomputed meanwhile on the old space is then discarded). Starts a fold when
+        live rows have grown past ``fold_at``."""
 
         def swap() -> None:
             self._space = space
 
         self.lists.mark(affected, deleted, then=swap)
         self._on_change()
+        if space.live_rows >= self.fold_at and self._fold_log is None:
+            self._fold_log = []
+            threading.Thread(target=self._fold, args=(space,), name="fold", daemon=True).start()
+
+    def _changed(self, space: RowSpace, added: list[LiveArticle], removed: list[int]) -> RowSpace:
+        """``space`` with a write applied, remembered for a fold in progress."""
+        if self._fold_log is not None:
+            self._fold_log.append((added, removed))
+        return space.with_changes(added, removed)
+
+    def _fold(self, base: RowSpace) -> None:
+        """Build ``base`` folded (off the request path), then serve it with the writes made
+        meanwhile replayed onto it; given up when a new snapshot was loaded meanwhile."""
+        try:
+            started = time.perf_counter()
+            folded = base.folded()
+            with self._write_lock:
+                log, self._fold_log = self._fold_log or [], None
+                if self._space is None or self._space.snapshot is not base.snapshot:
+                    return
+                for added, removed in log:
+                    folded = folded.with_changes(added, removed)
+                self._space = folded
+                self.folds += 1
+                self._on_change()
+            _log.info(
+                "folded %d live rows into the main tier in %.1f s",
+                base.live_rows, time.perf_counter() - started,
+            )  # fmt: skip
+        except Exception:
+            with self._write_lock:
+                self._fold_log = None
+            _log.exception("could not fold the live rows; serving them as they are")
 
     def _advance(self, store: ArticleStore) -> None:
         # our own write is not another process's: skip it when nothing came in between
@@ -254,7 +296,7 @@ class LiveIndex:
             self._advance(store)
             old = self.space
             keys = np.array([int_id(a.id) for a in articles], dtype=np.int64)
-            new = old.with_changes(_live(old, keys, articles, vectors, prepared), [])
+            new = self._changed(old, _live(old, keys, articles, vectors, prepared), [])
             changed = [int_id(i) for i in [*outcome.added, *outcome.updated]]
             self._publish(new, self.lists.affected(old, new, changed, []), [])
         return outcome
@@ -267,7 +309,7 @@ class LiveIndex:
             self._advance(store)
             old = self.space
             live = [int_id(i) for i in article_ids if int_id(i) in old.row_of]
-            new = old.with_changes([], live)
+            new = self._changed(old, [], live)
             self._publish(new, self.lists.affected(old, new, [], live), live)
         return removed
 
