@@ -6,7 +6,8 @@ it) with ``--server-processes`` processes on one port (default: one per core), d
 with several connections, ``concurrency`` requests in flight in all) for a fixed duration, and
 reports throughput and p50 / p95 / p99 latency. In the same run, the same load against a
 trivial gRPC server with as many processes that answers every ``Related`` with a constant
-10-result response: what Python gRPC itself costs here. Writes benchmarks/results/service.json
+10-result response (a real answer of median size, so both send as many bytes): what Python
+gRPC itself costs here. Writes benchmarks/results/service.json
 and service.png.
 
 Targets (ids drawn uniformly from all articles, no warm-up that favours some):
@@ -48,23 +49,19 @@ from machine import machine_info  # noqa: E402
 # -- the trivial server ---------------------------------------------------------------------
 
 
-def run_trivial_server(port: int) -> None:
+def run_trivial_server(port: int, answer: bytes) -> None:
     """A Recommender whose Related returns a constant response (no engine), on ``port``
-    beside its other processes (SO_REUSEPORT, as ``recommender serve --processes``)."""
+    beside its other processes (SO_REUSEPORT, as ``recommender serve --processes``).
+
+    The constant is a real answer of typical size (``typical_answer``), so that both servers
+    send the same number of bytes per request.
+    """
     import grpc
 
     from recommender.v1 import recommender_pb2 as pb
     from recommender.v1 import recommender_pb2_grpc as pb_grpc
 
-    constant = pb.RelatedResponse(
-        results=[
-            pb.RelatedItem(id=f"story-{i}", title="A constant headline of typical length " * 2,
-                           url=f"https://news.example.org/{i}", score=0.5, lang="ar",
-                           published_at="2020-08-18T10:30:00+02:00", key_terms=["ليبيا", "طرابلس"])
-            for i in range(10)
-        ],
-        snapshot="constant",
-    )  # fmt: skip
+    constant = pb.RelatedResponse.FromString(answer)
 
     class Trivial(pb_grpc.RecommenderServicer):  # type: ignore[misc]
         def Related(self, request: Any, context: Any) -> Any:
@@ -83,7 +80,24 @@ def run_trivial_server(port: int) -> None:
     server.wait_for_termination()
 
 
-def start_trivial_servers(processes: int) -> tuple[list[Any], str]:
+def typical_answer(index_dir: Path) -> bytes:
+    """The encoded k=10 answer of median size among 500 articles of the index."""
+    from recommender.engine import Engine
+    from recommender.ranking import Filters, RankingOptions
+
+    engine = Engine(index_dir).load()
+    try:
+        ids = random.Random(0).sample(list(engine.space.ids), min(500, len(engine.space)))
+        answers = sorted(
+            (engine.related_encoded(i, 10, Filters(), RankingOptions()) or b"" for i in ids),
+            key=len,
+        )
+        return answers[len(answers) // 2]
+    finally:
+        engine.close()
+
+
+def start_trivial_servers(processes: int, answer: bytes) -> tuple[list[Any], str]:
     """``processes`` trivial servers on one free port; returns them and the address."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -91,7 +105,7 @@ def start_trivial_servers(processes: int) -> tuple[list[Any], str]:
         port = probe.getsockname()[1]
         context = multiprocessing.get_context("spawn")
         servers = [
-            context.Process(target=run_trivial_server, args=(port,), daemon=True)
+            context.Process(target=run_trivial_server, args=(port, answer), daemon=True)
             for _ in range(processes)
         ]
         for server in servers:
@@ -334,12 +348,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 4, 16, 64])
-    parser.add_argument("--processes", type=int, default=4, help="client processes at most")
+    parser.add_argument("--processes", type=int, default=2, help="client processes at most")
     parser.add_argument(
         "--server-processes", type=int, default=os.cpu_count() or 1,
         help="processes of each server, the trivial one included (default: one per core)",
     )  # fmt: skip
     parser.add_argument("--ant-index", type=Path, default=ROOT / "var" / "ant")
+    parser.add_argument("--only", nargs="*", default=[],
+                        help="run only the targets whose names contain one of these")  # fmt: skip
     parser.add_argument(
         "--out", type=Path, default=ROOT / "benchmarks" / "results" / "service.json"
     )
@@ -349,14 +365,16 @@ def main() -> int:
     server_processes = ["--processes", str(args.server_processes)]
     live = ["--live-ranking", "--result-cache", "0"]
     with tempfile.TemporaryDirectory() as tmp:
-        trivial, trivial_address = start_trivial_servers(args.server_processes)
         sample = sample_index(Path(tmp))
+        has_ant = (args.ant_index / "CURRENT").is_file()
+        answer = typical_answer(args.ant_index if has_ant else sample)
+        trivial, trivial_address = start_trivial_servers(args.server_processes, answer)
         # (name, index or None for the trivial server, server flags, requests)
         targets: list[tuple[str, Path | None, list[str], list[dict[str, Any]]]] = [
             ("trivial server", None, [], [{"article_id": "x", "k": 10}]),
             ("sample corpus (91), ids", sample, [], id_requests(sample)),
         ]
-        if (args.ant_index / "CURRENT").is_file():
+        if has_ant:
             ant = args.ant_index
             ant_ids = id_requests(ant)
             targets += [
@@ -364,7 +382,9 @@ def main() -> int:
                 ("ANT + sample (31.6k), ids, live ranking", ant, live, ant_ids),
                 ("ANT + sample (31.6k), raw text", ant, [], text_requests(ant)),
             ]
-        for name, index_dir, flags, requests in targets:
+        wanted = [t for t in targets if t[0] == "trivial server"
+                  or not args.only or any(o in t[0] for o in args.only)]  # fmt: skip
+        for name, index_dir, flags, requests in wanted:
             process = None
             if index_dir is None:
                 address = trivial_address
@@ -401,7 +421,11 @@ def main() -> int:
             row["throughput_rps"] / base["throughput_rps"], 3
         )
     payload = {
-        "machine": machine_info(duration_s=args.duration, server_processes=args.server_processes),
+        "machine": machine_info(
+            duration_s=args.duration,
+            server_processes=args.server_processes,
+            answer_bytes=len(answer),
+        ),
         "rows": rows,
         "throughput_ratio_to_trivial": ratios,
     }

@@ -109,3 +109,24 @@ def test_bad_factory_string_is_an_input_error(data):
     ids, vectors, *_ = data
     with pytest.raises(InvalidInputError, match="factory string"):
         VectorIndex.build(ids, vectors, "NotAnIndex42")
+
+
+@pytest.mark.parametrize("spec", ["Flat", "HNSW32,Flat"])
+def test_folding_the_delta_keeps_every_answer(data, spec):
+    ids, vectors, queries, _ = data
+    n = len(ids) // 2
+    index = VectorIndex.build(ids[:n], vectors[:n], spec)
+    # writes since the snapshot: new vectors, a changed one (re-added), removed ones
+    live = index.with_changes(ids[n : n + 300], vectors[n : n + 300], removed=ids[:5])
+    live = live.with_changes(ids[10:11], vectors[n + 400 : n + 401])
+    folded = live.folded()
+    assert folded.main_size == n + 300 + 1 and len(folded) == len(live)
+    assert sorted(folded.ids().tolist()) == sorted(live.ids().tolist())
+    assert np.array_equal(folded.vectors(ids[:20].tolist()), live.vectors(ids[:20].tolist()))
+    before, after = live.search(queries, 10), folded.search(queries, 10)
+    if spec == "Flat":
+        assert np.array_equal(before.ids, after.ids)
+    else:  # the delta is searched exactly before the fold, through the graph after it
+        assert recall_at_k(after.ids, before.ids, 10) >= 0.95
+    assert not set(ids[:5].tolist()) & set(after.ids.ravel().tolist())
+    assert live.main_size == n  # the index folded from is untouched

@@ -235,26 +235,27 @@ class Engine:
     ) -> bytes | None:
         """The serialised ``RelatedResponse`` for an article id when its stored list answers
         the request (the service sends these bytes as they are); None: call ``related``."""
-        stored = self._stored_list(article_id, k, filters, options)
-        if stored is None:
+        if not self._answerable(k, filters, options):
             return None
-        return stored.encoded(k, self.live.lists.snapshot_field)
+        return self.live.lists.encoded(int_id(article_id), k)
 
     def _stored_list(
         self, article_id: str, k: int, filters: Filters, options: RankingOptions
     ) -> StoredList | None:
+        if not self._answerable(k, filters, options):
+            return None
+        return self.live.lists.get(int_id(article_id))
+
+    def _answerable(self, k: int, filters: Filters, options: RankingOptions) -> bool:
         # A stored list is the default answer: no filters (a filter changes which stories
         # are gathered and folded, so a filtered list is not a slice of the stored one),
         # default options, and k within its depth. The rest ranks live.
-        lists = self.live.lists
-        if (
+        return (
             self.use_lists
-            and 1 <= k <= lists.depth
+            and 1 <= k <= self.live.lists.depth
             and filters == _NO_FILTERS
             and options == _DEFAULT_OPTIONS
-        ):
-            return lists.get(int_id(article_id))
-        return None
+        )
 
     def wait_for_lists(self, timeout: float = 60.0) -> bool:
         """Wait until every stored list changed by a write is recomputed; False on timeout."""

@@ -80,6 +80,18 @@ class ListTable:
         row = self._base_row.get(key)
         return self.stored.entry(row) if row is not None else None
 
+    def encoded(self, key: int, k: int) -> bytes | None:
+        """The serialised answer of ``get(key)`` for ``k`` results, or None (rank it live)."""
+        if key in self._dirty or self.stored is None:
+            return None
+        entry = self._entries.get(key)
+        if entry is not None:
+            return entry.encoded(k, self.snapshot_field)
+        if key in self._removed:
+            return None
+        row = self._base_row.get(key)
+        return self.stored.encoded(row, k, self.snapshot_field) if row is not None else None
+
     def _current(self, key: int) -> StoredList | None:
         """The list as last computed, marked or not."""
         entry = self._entries.get(key)

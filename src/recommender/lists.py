@@ -171,6 +171,17 @@ class StoredLists:
             updated=float(self.updated[row]),
         )
 
+    def encoded(self, row: int, k: int, snapshot_field: bytes) -> bytes:
+        """``entry(row).encoded(k, snapshot_field)`` without building the entry (the lookup
+        of every page view: two slices of the mapped payload)."""
+        offsets = self.offsets[row].tolist()
+        payload = self.payload
+        return (
+            payload[offsets[0] : offsets[min(k, self.depth)]].tobytes()
+            + payload[offsets[self.depth] : offsets[self.depth + 1]].tobytes()
+            + snapshot_field
+        )
+
     @classmethod
     def load(cls, directory: Path) -> StoredLists | None:
         """The lists of a snapshot directory (None when it was built without them)."""

@@ -171,34 +171,39 @@ class RowSpace:
         )
 
     def folded(self) -> RowSpace:
-        """The same articles with every live row in a new main tier (vectors indexed with the
-        same index type, lexical rows and postings rebuilt) and dead rows dropped: what the
-        live writes have grown, folded in. Builds a new index: call it off the request path."""
-        live = np.flatnonzero(self.alive)
-        keys = self.int_ids[live]
-        vectors = self.vectors.vectors(keys.tolist())
-        index = VectorIndex.build(
-            keys, vectors, self.vectors.spec, dimension=self.vectors.dimension
-        )
+        """The same articles with the live rows written since the snapshot (or the last fold)
+        moved into the main tier, after its rows: the vector index's delta added to a copy of
+        its main tier (``VectorIndex.folded``), lexical rows and postings rebuilt, rows of
+        changed and deleted articles dropped from the tail. Rows of the main tier keep their
+        numbers (dead ones stay dead until the next snapshot). Call it off the request path."""
+        tail = np.arange(self.n_main, len(self.int_ids))
+        tail = tail[self.alive[tail]]
+        rows = np.concatenate([np.arange(self.n_main), tail])
+        keys = self.int_ids[rows]
+        vectors = self.vectors.folded()
+        if not np.array_equal(vectors.ids(), keys[self.alive[rows]]):
+            raise RuntimeError("the vector index and the row space disagree on the live rows")
+        old_rows = np.fromiter(self.row_of.values(), dtype=np.int64, count=len(self.row_of))
+        new_rows = np.searchsorted(rows, old_rows)  # ``rows`` is sorted
         return dataclasses.replace(
             self,
-            vectors=index,
-            lexical=LexicalIndex(self.lexical.rows(live)),
+            vectors=vectors,
+            lexical=LexicalIndex(self.lexical.rows(rows)),
             int_ids=keys,
-            ids=[self.ids[r] for r in live.tolist()],
-            langs=self.langs[live],
-            sources=self.sources[live],
-            sections=self.sections[live],
-            published_ts=self.published_ts[live],
-            alive=np.ones(len(live), dtype=bool),
-            n_main=len(live),
-            row_of={int(key): row for row, key in enumerate(keys)},
+            ids=[self.ids[r] for r in rows.tolist()],
+            langs=self.langs[rows],
+            sources=self.sources[rows],
+            sections=self.sections[rows],
+            published_ts=self.published_ts[rows],
+            alive=self.alive[rows],
+            n_main=len(rows),
+            row_of=dict(zip(self.row_of.keys(), new_rows.tolist(), strict=True)),
         )
 
     @property
     def live_rows(self) -> int:
-        """Rows written since the snapshot or the last fold, and dead rows: what folding saves."""
-        return len(self.int_ids) - self.n_main + int((~self.alive[: self.n_main]).sum())
+        """Rows written since the snapshot or the last fold: what a fold moves."""
+        return len(self.int_ids) - self.n_main
 
     def with_index_type(self, index_type: str) -> RowSpace:
         """The same rows over a vector index of another type (built from this one's vectors;

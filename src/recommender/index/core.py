@@ -158,6 +158,21 @@ class VectorIndex:
         new._delta_position = {int(x): row for row, x in enumerate(delta_ids)}
         return new
 
+    def folded(self) -> VectorIndex:
+        """A new index whose main tier is a copy of this one's with the delta's vectors added
+        after its positions (removed vectors stay tombstones until the next snapshot). Costs
+        the copy and the delta's insertion, not a rebuild: call it off the request path."""
+        if not len(self._delta_ids):
+            return self
+        main = faiss.clone_index(self.main)
+        configure_loaded(main)
+        main.add(np.ascontiguousarray(self._delta_vectors, dtype=np.float32))
+        new = VectorIndex(main, np.concatenate([self._labels, self._delta_ids]), self.spec,
+                          self.dimension)  # fmt: skip
+        # an id both removed from the main tier and re-added lives at its new position
+        new._alive = np.concatenate([self._alive, np.ones(len(self._delta_ids), dtype=bool)])
+        return new
+
     # -- search ----------------------------------------------------------------------------
 
     def search(
