@@ -51,6 +51,7 @@ class ListTable:
         self._base_row: Mapping[int, int] = space.row_of if space is not None else {}
         self._base_keys = space.int_ids[: space.n_main] if space is not None else np.zeros(0)
         self._entries: dict[int, StoredList] = {}  # recomputed since the snapshot
+        self._held_by: dict[int, set[int]] = {}  # story -> recomputed lists that hold it
         self._dirty: dict[int, int] = {}  # key -> mark: rank live until recomputed
         self._removed: set[int] = set()
         self._marks = 0
@@ -169,11 +170,26 @@ class ListTable:
         hit = np.isin(stored.keys, wanted).any(axis=1)
         if stored.other.shape[1]:
             hit |= np.isin(stored.other, wanted).any(axis=1)
-        holders = {int(k) for k in self._base_keys[hit]} - set(self._entries)
-        for owner, entry in list(self._entries.items()):
-            if np.isin(entry.keys, wanted).any() or np.isin(entry.other, wanted).any():
-                holders.add(owner)
+        entries = self._entries
+        holders = {key for key in self._base_keys[hit].tolist() if key not in entries}
+        for key in keys:
+            holders |= self._held_by.get(key, set())
         return holders
+
+    def _install(self, owner: int, entry: StoredList | None) -> None:
+        """Make ``entry`` the owner's recomputed list (None: drop it), keeping ``_held_by``."""
+        old = self._entries.pop(owner, None)
+        if old is not None:
+            for key in [*old.keys.tolist(), *old.other.tolist()]:
+                held = self._held_by.get(key)
+                if held is not None:
+                    held.discard(owner)
+                    if not held:
+                        del self._held_by[key]
+        if entry is not None:
+            self._entries[owner] = entry
+            for key in [*entry.keys.tolist(), *entry.other.tolist()]:
+                self._held_by.setdefault(key, set()).add(owner)
 
     def mark(
         self, affected: set[int], deleted: Sequence[int], then: Callable[[], None] = lambda: None
@@ -184,7 +200,7 @@ class ListTable:
             then()
             for key in deleted:
                 self._removed.add(key)
-                self._entries.pop(key, None)
+                self._install(key, None)
                 self._dirty.pop(key, None)
             for key in affected:
                 self._marks += 1
@@ -208,7 +224,7 @@ class ListTable:
             if self._dirty.get(key) == mark:  # not marked again while computing
                 del self._dirty[key]
                 if entry is not None:
-                    self._entries[key] = entry
+                    self._install(key, entry)
                     self.recomputed += 1
                 self._changed.notify_all()
         return True
