@@ -190,6 +190,8 @@ def test_metrics_count_requests_and_result_cache_hits(server, client):
     body = urllib.request.urlopen(url).read().decode()
     assert 'recommender_requests_total{code="OK",method="Stats"}' in body
     assert "recommender_request_seconds_bucket" in body and "recommender_index_articles" in body
+    assert metric(body, "recommender_lists_pending") >= 0
+    assert client.stats().list_depth == 30  # Related by id is answered from stored lists
     hits = metric(body, "recommender_result_cache_hits_total")
     # deeper than a stored list: ranked live, then answered from the result cache
     first = client.related(article_id="qatar-mediation-ar", k=40)

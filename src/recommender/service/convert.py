@@ -173,6 +173,9 @@ def stats_to_pb(stats: EngineStats) -> pb.StatsResponse:
         by_lang=stats.by_lang,
         by_section=stats.by_section,
         by_source=stats.by_source,
+        list_depth=stats.lists["depth"],
+        lists_pending=stats.lists["pending"],
+        lists_recomputed=stats.lists["recomputed"],
     )
 
 

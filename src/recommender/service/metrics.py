@@ -49,17 +49,39 @@ class Metrics:
         index_size: Callable[[], float],
         snapshot_age: Callable[[], float],
         result_cache: Callable[[], dict[str, int]] | None = None,
+        lists: Callable[[], dict[str, int]] | None = None,
     ) -> None:
-        """Read the gauges (and the result cache's counts) from the engine at scrape time."""
+        """Read the gauges (and the result cache's and stored lists' counts) from the engine
+        at scrape time."""
         self.index_size.set_function(index_size)
         self.snapshot_age.set_function(snapshot_age)
         if result_cache is not None:
             self.registry.register(_ResultCacheCollector(result_cache))
+        if lists is not None:
+            self.registry.register(_ListsCollector(lists))
 
     def serve(self, port: int, address: str = "127.0.0.1") -> int:
         """Expose /metrics over HTTP; returns the port (useful with port 0)."""
         server, _ = start_http_server(port, addr=address, registry=self.registry)
         return int(server.server_port)
+
+
+class _ListsCollector(Collector):
+    """Stored lists waiting to be recomputed, and recomputed since the snapshot."""
+
+    def __init__(self, info: Callable[[], dict[str, int]]) -> None:
+        self.info = info
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        info = self.info()
+        yield GaugeMetricFamily(
+            "recommender_lists_pending", "stored lists changed by a write, ranked live until "
+            "recomputed", value=info["pending"],
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "recommender_lists_recomputed", "stored lists recomputed since the snapshot",
+            value=info["recomputed"],
+        )  # fmt: skip
 
 
 class _ResultCacheCollector(Collector):

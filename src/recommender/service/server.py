@@ -197,6 +197,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
         lambda: float(engine.stats().articles) if engine.ready else 0.0,
         lambda: _snapshot_age(engine),
         engine.results.info,
+        lambda: engine.live.lists.info(),
     )
     metrics_port = metrics.serve(config.metrics_port) if config.metrics_port is not None else None
 

@@ -199,7 +199,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("snapshot", "model", "dimension", "index_type", "articles", "built_at", "by_lang", "by_section", "by_source")
+    __slots__ = ("snapshot", "model", "dimension", "index_type", "articles", "built_at", "by_lang", "by_section", "by_source", "list_depth", "lists_pending", "lists_recomputed")
     class ByLangEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +230,9 @@ class StatsResponse(_message.Message):
     BY_LANG_FIELD_NUMBER: _ClassVar[int]
     BY_SECTION_FIELD_NUMBER: _ClassVar[int]
     BY_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    LIST_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    LISTS_PENDING_FIELD_NUMBER: _ClassVar[int]
+    LISTS_RECOMPUTED_FIELD_NUMBER: _ClassVar[int]
     snapshot: str
     model: str
     dimension: int
@@ -239,4 +242,7 @@ class StatsResponse(_message.Message):
     by_lang: _containers.ScalarMap[str, int]
     by_section: _containers.ScalarMap[str, int]
     by_source: _containers.ScalarMap[str, int]
-    def __init__(self, snapshot: _Optional[str] = ..., model: _Optional[str] = ..., dimension: _Optional[int] = ..., index_type: _Optional[str] = ..., articles: _Optional[int] = ..., built_at: _Optional[str] = ..., by_lang: _Optional[_Mapping[str, int]] = ..., by_section: _Optional[_Mapping[str, int]] = ..., by_source: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    list_depth: int
+    lists_pending: int
+    lists_recomputed: int
+    def __init__(self, snapshot: _Optional[str] = ..., model: _Optional[str] = ..., dimension: _Optional[int] = ..., index_type: _Optional[str] = ..., articles: _Optional[int] = ..., built_at: _Optional[str] = ..., by_lang: _Optional[_Mapping[str, int]] = ..., by_section: _Optional[_Mapping[str, int]] = ..., by_source: _Optional[_Mapping[str, int]] = ..., list_depth: _Optional[int] = ..., lists_pending: _Optional[int] = ..., lists_recomputed: _Optional[int] = ...) -> None: ...
