@@ -64,10 +64,17 @@ def new_articles(n: int, ant_texts: list[dict[str, Any]]) -> list[Any]:
         path = EVAL / name
         if path.is_file():
             with path.open(encoding="utf-8") as handle:
-                records += [json.loads(line) for line in handle]
+                for line in handle:
+                    record = json.loads(line)
+                    # NTREX: one story in several languages, each its own article
+                    for lang, text in record.pop("texts", {}).items():
+                        records.append({"title": text[:200], "body": text, "lang": lang})
+                    if record.get("title") or record.get("body"):
+                        records.append(record)
+    rng = random.Random(0)
+    rng.shuffle(records)
     if not records:
         records = ant_texts
-    rng = random.Random(0)
     start = parse_datetime("2019-06-01").timestamp()
     out = []
     for i in range(n):

@@ -57,6 +57,7 @@ class ListTable:
         self._marks = 0
         self._changed = threading.Condition()
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
         self.recomputed = 0
 
     @classmethod
@@ -244,18 +245,22 @@ class ListTable:
                     if not self._dirty and not self._stop.is_set():
                         self._changed.wait(1.0)
 
-        threading.Thread(target=run, name="list-refresher", daemon=True).start()
+        self._thread = threading.Thread(target=run, name="list-refresher", daemon=True)
+        self._thread.start()
 
     def wait_fresh(self, timeout: float = 60.0) -> bool:
         """Wait until no list is marked; False on timeout."""
         with self._changed:
             return self._changed.wait_for(lambda: not self._dirty, timeout)
 
-    def stop(self) -> None:
-        """Stop the background thread."""
+    def stop(self, wait: float = 0.0) -> None:
+        """Stop the background thread (waiting up to ``wait`` seconds for it to finish the
+        list it is computing)."""
         self._stop.set()
         with self._changed:
             self._changed.notify_all()
+        if self._thread is not None and wait:
+            self._thread.join(wait)
 
 
 def _near_duplicates(space: RowSpace, key: int) -> set[int]:

@@ -321,7 +321,7 @@ class LiveIndex:
     def close(self) -> None:
         """Stop watching and release the snapshot and stores."""
         self._stop_watching.set()
-        self.lists.stop()
+        self.lists.stop(wait=10.0)  # it reads the snapshot's store: finish before closing it
         with self._write_lock:
             space, self._space = self._space, None
             if space is not None and space.snapshot is not None:
