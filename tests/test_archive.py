@@ -62,6 +62,25 @@ def test_the_reference_case_holds_on_ant_plus_data(ant_engine):
         assert ranked.index(TRIPOLI) < ranked.index("wuhan-life-returns")
 
 
+def test_stored_lists_equal_the_live_ranking_on_ant(ant_engine, ant_index):
+    """The lists the build computed in worker processes answer as the live ranking does
+    (HNSW, time windows and all), and the reference case comes from them."""
+    import random
+
+    live = Engine(ant_index, use_lists=False).load()
+    try:
+        ids = random.Random(3).sample(list(ant_engine.space.ids), 150) + [SEED]
+        for article_id in ids:
+            stored = ant_engine._stored_list(article_id, 10, Filters(), RankingOptions())
+            assert stored is not None
+            expected = live.related(article_id=article_id, k=10).to_dict()
+            assert ant_engine.related(article_id=article_id, k=10).to_dict() == expected
+        ranked = [r.id for r in ant_engine.related(article_id=SEED, k=10).results]
+        assert TRIPOLI in ranked[:3]
+    finally:
+        live.close()
+
+
 def test_background_fills_a_list_in_order_of_relevance(ant_engine):
     response = ant_engine.related(article_id=SEED, k=60)
     options = RankingOptions()
