@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: venv test lint unit unit-fast serve demo protos quality ant-index bench bench-quick bench-encode bench-service bench-reindex bench-related text-recipes clean
+.PHONY: venv test lint unit unit-fast serve demo protos quality ant-index bench bench-quick bench-encode bench-service bench-reindex bench-related bench-writes text-recipes clean
 
 venv: $(STAMP)
 
@@ -73,6 +73,11 @@ bench-quick: $(STAMP)
 
 bench-service: $(STAMP) ant-index
 	$(PY) benchmarks/bench_service.py
+
+# Live writes on a copy of var/ant: keeping stored lists fresh per upsert, and read latency
+# after 1,000 / 10,000 / 100,000 upserts (about 45 minutes): results/writes.json
+bench-writes: $(STAMP) ant-index
+	$(PY) benchmarks/bench_writes.py
 
 # In-process latency of Related by id on ANT + data/ (uncached, one thread): results/related-ant.json
 bench-related: $(STAMP) ant-index

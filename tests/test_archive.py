@@ -69,7 +69,7 @@ def test_stored_lists_equal_the_live_ranking_on_ant(ant_engine, ant_index):
 
     live = Engine(ant_index, use_lists=False).load()
     try:
-        ids = random.Random(3).sample(list(ant_engine.space.ids), 150) + [SEED]
+        ids = [*random.Random(3).sample(list(ant_engine.space.ids), 150), SEED]
         for article_id in ids:
             stored = ant_engine._stored_list(article_id, 10, Filters(), RankingOptions())
             assert stored is not None
