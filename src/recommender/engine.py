@@ -43,10 +43,20 @@ from recommender.writer import LiveIndex
 
 MAX_K = 100
 MAX_TEXT_CHARS = 100_000
-_NO_FILTERS = Filters()
-_DEFAULT_OPTIONS = RankingOptions()
+# A request without filters or options: adapters pass these very objects, so recognising
+# the page-view request costs an identity check (``_answerable``)
+NO_FILTERS = Filters()
+DEFAULT_OPTIONS = RankingOptions()
 
-__all__ = ["MAX_K", "Engine", "EngineStats", "RelatedItem", "RelatedResponse"]
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "MAX_K",
+    "NO_FILTERS",
+    "Engine",
+    "EngineStats",
+    "RelatedItem",
+    "RelatedResponse",
+]
 
 
 @dataclass(frozen=True)
@@ -253,8 +263,8 @@ class Engine:
         return (
             self.use_lists
             and 1 <= k <= self.live.lists.depth
-            and filters == _NO_FILTERS
-            and options == _DEFAULT_OPTIONS
+            and (filters is NO_FILTERS or filters == NO_FILTERS)
+            and (options is DEFAULT_OPTIONS or options == DEFAULT_OPTIONS)
         )
 
     def wait_for_lists(self, timeout: float = 60.0) -> bool:

@@ -3,30 +3,34 @@
 A news site asks for the same thing on every page view: the default list under the article
 being read. It changes only when the index changes, so each snapshot stores every article's
 default answer (``Related`` by id, default options, no filters) to ``LIST_DEPTH`` results,
-already encoded as protobuf ``RelatedItem`` fields. A lookup for any ``k`` up to the depth
-is then a slice of bytes: the first ``k`` results, the "same story in other languages" group
-and the snapshot's name (``StoredList.encoded``). ``ranking.PREFIX_DEPTH`` makes a shorter
+already encoded as protobuf ``RelatedItem`` halves. A lookup for any ``k`` up to the depth
+joins slices of bytes: the first ``k`` results, the "same story in other languages" group
+and the snapshot's name (``StoredLists.encoded``). ``ranking.PREFIX_DEPTH`` makes a shorter
 list a prefix of a longer one, so the slice equals what the live ranking returns.
 
 On disk (memory-mapped, checksummed with the rest of the snapshot), one row per snapshot row
 (the order of the FAISS main tier, ``RowSpace`` rows below ``n_main``)::
 
-    lists.keys.npy     (n, depth) int64   result int ids, best first (-1: none)
-    lists.scores.npy   (n, depth) float32 their final scores
-    lists.other.npy    (n, width) int64   the other-language group's int ids (-1: none)
-    lists.offsets.npy  (n, depth + 2) int64 byte offsets into the payload: start, the end of
-                       each result (repeated past the last), the end of the other group
-    lists.updated.npy  (n,) float64       when the list last changed (POSIX seconds)
-    lists.payload.bin  the encoded results
+    lists.keys.npy          (n, depth) int64    result int ids, best first (-1: none)
+    lists.scores.npy        (n, depth) float32  their final scores
+    lists.other.npy         (n, width) int64    the other-language group's int ids (-1: none)
+    lists.spec_offsets.npy  (n, depth + width + 1) int64  where each item's spec starts and
+                            ends in lists.specs.bin (an empty slot ends where it starts)
+    lists.specs.bin         why each item is related (``StoredList``)
+    lists.card_offsets.npy  (n + 1,) int64      where each row's card lies in lists.cards.bin
+    lists.cards.bin         each story as lists show it, once (``StoredList``)
+    lists.updated.npy       (n,) float64        when the list's links last changed
 
 ``freshness.ListTable`` keeps them current as articles are upserted and deleted.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import mmap
 import multiprocessing
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from recommender import candidates, queries
-from recommender.explain import RelatedResponse, build_response
+from recommender.explain import RelatedItem, RelatedResponse, build_response
 from recommender.ranking import PREFIX_DEPTH, Filters, RankingOptions
 from recommender.rowspace import RowSpace
 from recommender.runtime import set_threads
@@ -44,33 +48,44 @@ from recommender.store import int_id
 from recommender.v1 import recommender_pb2 as pb
 
 LIST_DEPTH = PREFIX_DEPTH
-FILES = ("keys", "scores", "other", "offsets", "updated")
-PAYLOAD_FILE = "lists.payload.bin"
+FILES = ("keys", "scores", "other", "spec_offsets", "card_offsets", "updated")
+SPECS_FILE = "lists.specs.bin"
+CARDS_FILE = "lists.cards.bin"
 # Below this many articles the lists are computed in the indexing process; above it, in one
 # worker process per core (each loads the snapshot being built).
 PARALLEL_FROM = 4000
 _CHUNK = 256
 _DEFAULT_OPTIONS = RankingOptions()
 _NO_FILTERS = Filters()
+_RESULTS, _OTHER = b"\x0a", b"\x12"  # RelatedResponse fields 1 and 2, length-delimited
 
 
 @dataclass(frozen=True)
 class StoredList:
-    """One article's default related list, encoded for the wire."""
+    """One article's default related list, encoded for the wire.
+
+    Each item (results, then the other-language group) is two encoded halves of a
+    ``RelatedItem``: its ``card`` (the story as a page shows it: id, title, url, language,
+    date, source, section; the same in every list that holds the story, so stored once per
+    story) and its ``spec`` (why it is related here: scores, key terms, relation, folded).
+    Protobuf lets a message's fields come in any order, so ``card + spec`` is the item.
+    """
 
     keys: np.ndarray  # int64, results' int ids, best first
     scores: np.ndarray  # float32 final scores
     other: np.ndarray  # int64, the other-language group
-    payload: bytes  # encoded results, then the encoded other-language group
-    ends: np.ndarray  # int64: ends[i] is where result i ends in ``payload``
+    cards: tuple[bytes, ...]
+    specs: tuple[bytes, ...]
     updated: float
 
     def encoded(self, k: int, snapshot_field: bytes) -> bytes:
         """A serialised ``RelatedResponse`` with the first ``k`` results (k <= depth)."""
         count = len(self.keys)
-        results_end = int(self.ends[min(k, count) - 1]) if count else 0
-        other_start = int(self.ends[count - 1]) if count else 0
-        return self.payload[:results_end] + self.payload[other_start:] + snapshot_field
+        parts = [_item(_RESULTS, self.cards[i], self.specs[i]) for i in range(min(k, count))]
+        parts += [
+            _item(_OTHER, self.cards[i], self.specs[i]) for i in range(count, len(self.cards))
+        ]
+        return b"".join(parts) + snapshot_field
 
     def response(self, k: int) -> RelatedResponse:
         """The same answer as domain objects (local callers: the CLI, batch jobs)."""
@@ -81,17 +96,31 @@ class StoredList:
         """True when both list the same stories as a page shows them (ids, titles, links,
         dates, in order): scores drift with every rebuild of the lexical model, the links a
         site renders do not. A list keeps its ``updated`` time while this holds."""
-        if self.keys.tolist() != other.keys.tolist() or self.other.tolist() != other.other.tolist():
-            return False
-        return _links(self.payload) == _links(other.payload)
+        return (
+            self.keys.tolist() == other.keys.tolist()
+            and self.other.tolist() == other.other.tolist()
+            and self.cards == other.cards
+        )
 
 
-def _links(payload: bytes) -> list[tuple[str, ...]]:
-    message = pb.RelatedResponse.FromString(payload)
-    return [
-        (item.id, item.title, item.url, item.published_at, item.lang, item.source, item.section)
-        for item in [*message.results, *message.other_languages]
-    ]
+def _item(tag: bytes, card: bytes, spec: bytes) -> bytes:
+    return tag + _varint(len(card) + len(spec)) + card + spec
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x80:  # items are a few hundred bytes: one or two bytes
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
 
 
 def snapshot_field(name: str) -> bytes:
@@ -110,22 +139,28 @@ def default_answer(space: RowSpace, key: int, depth: int) -> RelatedResponse:
 
 
 def encode(response: RelatedResponse, updated: float) -> StoredList:
-    """A response as a stored list: each result encoded once, as field 1 of the response."""
-    parts = [
-        pb.RelatedResponse(results=[convert.item_to_pb(item)]).SerializeToString()
-        for item in response.results
-    ]
-    other = pb.RelatedResponse(
-        other_languages=[convert.item_to_pb(item) for item in response.other_languages]
-    ).SerializeToString()
+    """A response as a stored list (cards and specs of its items, see ``StoredList``)."""
+    items = [*response.results, *response.other_languages]
+    halves = [_halves(item) for item in items]
     return StoredList(
-        keys=np.array([_key(item.id) for item in response.results], dtype=np.int64),
+        keys=np.array([int_id(item.id) for item in response.results], dtype=np.int64),
         scores=np.array([item.score for item in response.results], dtype=np.float32),
-        other=np.array([_key(item.id) for item in response.other_languages], dtype=np.int64),
-        payload=b"".join(parts) + other,
-        ends=np.cumsum([len(p) for p in parts], dtype=np.int64),
+        other=np.array([int_id(item.id) for item in response.other_languages], dtype=np.int64),
+        cards=tuple(card for card, _ in halves),
+        specs=tuple(spec for _, spec in halves),
         updated=updated,
     )
+
+
+def _halves(item: RelatedItem) -> tuple[bytes, bytes]:
+    message = convert.item_to_pb(item)
+    card = pb.RelatedItem(
+        id=message.id, title=message.title, url=message.url, lang=message.lang,
+        published_at=message.published_at, source=message.source, section=message.section,
+    )  # fmt: skip
+    for name in ("id", "title", "url", "lang", "published_at", "source", "section"):
+        message.ClearField(name)
+    return card.SerializeToString(), message.SerializeToString()
 
 
 def compute(space: RowSpace, key: int, depth: int = LIST_DEPTH) -> StoredList:
@@ -133,107 +168,150 @@ def compute(space: RowSpace, key: int, depth: int = LIST_DEPTH) -> StoredList:
     return encode(default_answer(space, key, depth), time.time())
 
 
-def _key(article_id: str) -> int:
-    return int_id(article_id)
-
-
 # -- the stored arrays ----------------------------------------------------------------------
 
 
 class StoredLists:
-    """A snapshot's lists, memory-mapped; ``entry(row)`` reads one."""
+    """A snapshot's lists, memory-mapped; ``entry(row)`` reads one, ``encoded`` answers.
 
-    def __init__(self, arrays: dict[str, np.ndarray], payload: np.ndarray) -> None:
+    ``position`` maps a story's int id to its snapshot row (its card's row).
+    """
+
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        specs: bytes | mmap.mmap,
+        cards: bytes | mmap.mmap,
+        position: Mapping[int, int],
+    ) -> None:
         self.keys = arrays["keys"]
         self.scores = arrays["scores"]
         self.other = arrays["other"]
-        self.offsets = arrays["offsets"]
+        self.spec_offsets = arrays["spec_offsets"]
+        self.card_offsets = arrays["card_offsets"]
         self.updated = arrays["updated"]
-        self.payload = payload
+        self.specs = specs
+        self.cards = cards
+        self.position = position
         self.depth = int(self.keys.shape[1])
 
     def __len__(self) -> int:
         return int(self.keys.shape[0])
 
+    def _items(self, row: int, k: int) -> list[tuple[bytes, bytes, bytes]]:
+        """(tag, card, spec) of the first ``k`` results and the other-language group."""
+        depth = self.depth
+        offsets = self.spec_offsets[row].tolist()
+        keys = self.keys[row, : min(k, depth)].tolist()
+        other = self.other[row].tolist()
+        specs, card = self.specs, self.card
+        items = []
+        for slot, key in [*enumerate(keys), *enumerate(other, start=depth)]:
+            if key >= 0:
+                spec = specs[offsets[slot] : offsets[slot + 1]]
+                items.append((_RESULTS if slot < depth else _OTHER, card(key), spec))
+        return items
+
+    def card(self, key: int) -> bytes:
+        """The encoded card of a story of the snapshot."""
+        row = self.position[key]
+        card_offsets = self.card_offsets
+        return self.cards[int(card_offsets[row]) : int(card_offsets[row + 1])]
+
     def entry(self, row: int) -> StoredList:
         """The stored list of a snapshot row."""
+        items = self._items(row, self.depth)
         keys = self.keys[row]
         count = int((keys >= 0).sum())
-        offsets = self.offsets[row]
-        start = int(offsets[0])
         other = self.other[row]
         return StoredList(
             keys=np.asarray(keys[:count]),
             scores=np.asarray(self.scores[row, :count]),
             other=np.asarray(other[other >= 0]),
-            payload=self.payload[start : int(offsets[-1])].tobytes(),
-            ends=np.asarray(offsets[1 : count + 1]) - start,
+            cards=tuple(card for _, card, _ in items),
+            specs=tuple(spec for _, _, spec in items),
             updated=float(self.updated[row]),
         )
 
     def encoded(self, row: int, k: int, snapshot_field: bytes) -> bytes:
         """``entry(row).encoded(k, snapshot_field)`` without building the entry (the lookup
-        of every page view: two slices of the mapped payload)."""
-        offsets = self.offsets[row].tolist()
-        payload = self.payload
-        return (
-            payload[offsets[0] : offsets[min(k, self.depth)]].tobytes()
-            + payload[offsets[self.depth] : offsets[self.depth + 1]].tobytes()
-            + snapshot_field
-        )
+        of every page view: slices of the mapped files, joined once)."""
+        parts: list[bytes] = []
+        for tag, card, spec in self._items(row, k):
+            parts += (tag, _varint(len(card) + len(spec)), card, spec)
+        parts.append(snapshot_field)
+        return b"".join(parts)
 
     @classmethod
-    def load(cls, directory: Path) -> StoredLists | None:
+    def load(cls, directory: Path, position: Mapping[int, int]) -> StoredLists | None:
         """The lists of a snapshot directory (None when it was built without them)."""
-        if not (directory / PAYLOAD_FILE).is_file():
+        if not (directory / SPECS_FILE).is_file():
             return None
-        arrays = {name: np.load(directory / f"lists.{name}.npy", mmap_mode="r") for name in FILES}
-        size = (directory / PAYLOAD_FILE).stat().st_size
-        payload = (
-            np.memmap(directory / PAYLOAD_FILE, dtype=np.uint8, mode="r")
-            if size
-            else np.zeros(0, dtype=np.uint8)
-        )
-        return cls(arrays, payload)
+        # plain ndarray views of the mappings: indexing a np.memmap costs microseconds each
+        arrays = {
+            name: np.load(directory / f"lists.{name}.npy", mmap_mode="r").view(np.ndarray)
+            for name in FILES
+        }
+        return cls(arrays, _bytes(directory / SPECS_FILE), _bytes(directory / CARDS_FILE), position)
 
 
-def save(directory: Path, entries: Sequence[StoredList], depth: int) -> list[Path]:
-    """Write the lists of every snapshot row (in row order) as ``StoredLists`` reads them."""
+def _bytes(path: Path) -> bytes | mmap.mmap:
+    """A file mapped read-only (slices are bytes); a zero-length file cannot be mapped."""
+    with path.open("rb") as handle:
+        if not path.stat().st_size:
+            return b""
+        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+
+
+def save(
+    directory: Path, entries: Sequence[StoredList], row_keys: np.ndarray, depth: int
+) -> list[Path]:
+    """Write the lists of every snapshot row (in row order; ``row_keys`` the rows' int ids)
+    as ``StoredLists`` reads them: each story's card once, in its row."""
     n = len(entries)
     width = max((len(e.other) for e in entries), default=0)
     keys = np.full((n, depth), -1, dtype=np.int64)
     scores = np.zeros((n, depth), dtype=np.float32)
     other = np.full((n, width), -1, dtype=np.int64)
-    offsets = np.zeros((n, depth + 2), dtype=np.int64)
+    spec_offsets = np.zeros((n, depth + width + 1), dtype=np.int64)
     updated = np.zeros(n, dtype=np.float64)
+    cards: dict[int, bytes] = {}
     position = 0
-    with (directory / PAYLOAD_FILE).open("wb") as payload:
+    with (directory / SPECS_FILE).open("wb") as specs:
         for row, entry in enumerate(entries):
-            count = len(entry.keys)
+            count, others = len(entry.keys), len(entry.other)
             keys[row, :count] = entry.keys
             scores[row, :count] = entry.scores
-            other[row, : len(entry.other)] = entry.other
-            ends = np.full(depth, int(entry.ends[-1]) if count else 0, dtype=np.int64)
-            ends[:count] = entry.ends
-            offsets[row, 0] = position
-            offsets[row, 1 : depth + 1] = position + ends
-            offsets[row, depth + 1] = position + len(entry.payload)
+            other[row, :others] = entry.other
+            slots = [*range(count), *range(depth, depth + others)]
+            by_slot = dict(zip(slots, entry.specs, strict=True))
+            spec_offsets[row, 0] = position
+            for slot in range(depth + width):  # an empty slot ends where the one before does
+                spec = by_slot.get(slot)
+                if spec is not None:
+                    specs.write(spec)
+                    position += len(spec)
+                spec_offsets[row, slot + 1] = position
+            for key, card in zip([*entry.keys.tolist(), *entry.other.tolist()], entry.cards,
+                                 strict=True):  # fmt: skip
+                cards.setdefault(key, card)
             updated[row] = entry.updated
-            payload.write(entry.payload)
-            position += len(entry.payload)
+    card_offsets = np.zeros(n + 1, dtype=np.int64)
+    with (directory / CARDS_FILE).open("wb") as out:
+        for row, key in enumerate(row_keys.tolist()):
+            card = cards.get(key, b"")  # a story in no list needs no card
+            out.write(card)
+            card_offsets[row + 1] = card_offsets[row] + len(card)
     arrays: dict[str, np.ndarray] = {
-        "keys": keys,
-        "scores": scores,
-        "other": other,
-        "offsets": offsets,
-        "updated": updated,
-    }
+        "keys": keys, "scores": scores, "other": other, "spec_offsets": spec_offsets,
+        "card_offsets": card_offsets, "updated": updated,
+    }  # fmt: skip
     paths = []
     for name in FILES:
         path = directory / f"lists.{name}.npy"
         np.save(path, arrays[name])
         paths.append(path)
-    return [*paths, directory / PAYLOAD_FILE]
+    return [*paths, directory / SPECS_FILE, directory / CARDS_FILE]
 
 
 # -- building every list of a snapshot -------------------------------------------------------
@@ -254,17 +332,19 @@ def write_for_snapshot(
         entries = build_all(
             space, directory, depth, previous=_previous_lists(previous_dir), progress=progress
         )
-        return save(directory, entries, depth)
+        return save(directory, entries, space.int_ids[: space.n_main], depth)
     finally:
         snapshot.close()
 
 
 def _previous_lists(directory: Path | None) -> Callable[[int], StoredList | None]:
-    stored = StoredLists.load(directory) if directory is not None else None
-    if stored is None or directory is None:
+    if directory is None:
         return lambda key: None
     labels = np.load(directory / "labels.npy")
     position = {int(key): row for row, key in enumerate(labels)}
+    stored = StoredLists.load(directory, position)
+    if stored is None:
+        return lambda key: None
 
     def previous(key: int) -> StoredList | None:
         row = position.get(key)
@@ -302,9 +382,7 @@ def build_all(
     for row, entry in enumerate(entries):
         old = previous(int(space.int_ids[row]))
         if old is not None and old.same_links(entry):
-            entries[row] = StoredList(
-                entry.keys, entry.scores, entry.other, entry.payload, entry.ends, old.updated
-            )
+            entries[row] = dataclasses.replace(entry, updated=old.updated)
     return entries
 
 

@@ -41,8 +41,9 @@ from recommender.store import ArticleStore
 from recommender.text import TextRecipe
 from recommender.words import WordTable
 
-# 2: lexical model and matrix in every snapshot; 3: key-term word table; 4: related lists
-FORMAT_VERSION = 4
+# 2: lexical model and matrix in every snapshot; 3: key-term word table; 4: related lists;
+# 5: related lists store each story's card once
+FORMAT_VERSION = 5
 CURRENT_FILE = "CURRENT"
 SNAPSHOTS_DIR = "snapshots"
 STORE_FILE = "store.sqlite"

@@ -131,7 +131,8 @@ class LiveIndex:
         set_threads(SERVING_THREADS)  # measured: one thread per query serves fastest
         snapshot = load_snapshot(self.index_dir)
         base = RowSpace.from_snapshot(snapshot)
-        table = ListTable(StoredLists.load(snapshot.path), base, snapshot.manifest.name)
+        stored = StoredLists.load(snapshot.path, base.row_of)
+        table = ListTable(stored, base, snapshot.manifest.name)
         with self._write_lock:
             space, seq = base, snapshot.manifest.store_seq
             if self.store is not None:

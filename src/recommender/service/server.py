@@ -26,9 +26,8 @@ from grpc_reflection.v1alpha import reflection
 
 from recommender.articles import parse_date_field
 from recommender.config import ServerConfig
-from recommender.engine import MAX_K, Engine
+from recommender.engine import DEFAULT_OPTIONS, MAX_K, NO_FILTERS, Engine
 from recommender.errors import InvalidInputError
-from recommender.ranking import Filters, RankingOptions
 from recommender.runtime import SERVING_THREADS, set_threads
 from recommender.service import convert
 from recommender.service.interceptors import ServiceInterceptor
@@ -39,8 +38,6 @@ from recommender.v1 import recommender_pb2_grpc as pb_grpc
 SERVICE_NAME = "recommender.v1.Recommender"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _log = logging.getLogger("recommender.service")
-_NO_FILTERS = Filters()
-_DEFAULT_OPTIONS = RankingOptions()
 
 
 def _k(value: int) -> int:
@@ -67,12 +64,12 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             filters = (
                 convert.filters_from_pb(request.filters)
                 if request.HasField("filters")
-                else _NO_FILTERS
+                else NO_FILTERS
             )
             options = (
                 convert.options_from_pb(request.options)
                 if request.HasField("options")
-                else _DEFAULT_OPTIONS
+                else DEFAULT_OPTIONS
             )
             # the page-view path: a stored list's answer, already serialised
             encoded = self.engine.related_encoded(request.article_id, request.k, filters, options)
