@@ -132,6 +132,34 @@ def read_latencies(engine: Any, ids: list[str], texts: list[str], n: int) -> dic
     return out
 
 
+def fresh_snapshot_reads(
+    engine: Any, index_dir: Path, ids: list[str], texts: list[str], reads: int
+) -> dict[str, Any]:
+    """Publish a snapshot of the working store (no stored lists) and measure reads on it."""
+    from recommender.engine import Engine
+    from recommender.snapshot import build_snapshot, working_store
+
+    manifest = engine.snapshot.manifest
+    engine.close()
+    store = working_store(index_dir)
+    try:
+        started = time.perf_counter()
+        build_snapshot(index_dir, store, model=manifest.model, model_name=manifest.model_name,
+                       dimension=manifest.dimension, index_type=manifest.index_type,
+                       text_recipe=manifest.text_recipe)  # fmt: skip
+        seconds = time.perf_counter() - started
+    finally:
+        store.close()
+    fresh = Engine(index_dir, writable=True).load()
+    try:
+        fresh.related(text=texts[0], k=10)
+        measured = read_latencies(fresh, ids, texts, reads)
+        measured["snapshot_seconds"] = round(seconds, 1)
+        return measured
+    finally:
+        fresh.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ant-index", type=Path, default=ROOT / "var" / "ant")
@@ -140,6 +168,11 @@ def main() -> int:
     parser.add_argument("--maintained", type=int, default=10000,
                         help="upserts during which stored lists are kept fresh")  # fmt: skip
     parser.add_argument("--reads", type=int, default=400)
+    parser.add_argument(
+        "--baseline", action="store_true",
+        help="then publish a snapshot of the same articles and measure reads on it: what the "
+        "same index size costs without live writes",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "writes.json")
     args = parser.parse_args()
     if not (args.ant_index / "CURRENT").is_file():
@@ -213,6 +246,11 @@ def main() -> int:
                 measured["write_seconds"] = round(seconds, 1)
                 rows[f"after_{step}"] = measured
                 print(json.dumps({f"after_{step}": measured}), flush=True)
+            if args.baseline:
+                rows["fresh_snapshot_of_the_same"] = fresh_snapshot_reads(
+                    engine, index_dir, ids, texts, args.reads
+                )
+                print(json.dumps(rows["fresh_snapshot_of_the_same"]), flush=True)
         finally:
             engine.close()
 

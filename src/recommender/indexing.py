@@ -54,6 +54,7 @@ class IndexSummary:
     snapshot_built: bool = False
     rejects_file: str | None = None
     seconds: float = 0.0
+    lists_seconds: float = 0.0  # of ``seconds``: computing the stored lists
     rejections: list[Rejection] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,7 +156,7 @@ def index_sources(
                 text_recipe=asdict(config.recipe),
                 keep=config.keep_snapshots,
                 list_depth=config.list_depth,
-                extras=_lists_builder(root, config) if config.list_depth else None,
+                extras=_lists_builder(root, config, summary) if config.list_depth else None,
             )
             summary.snapshot, summary.snapshot_built = manifest.name, True
         else:
@@ -167,14 +168,17 @@ def index_sources(
     return summary
 
 
-def _lists_builder(root: Path, config: IndexConfig) -> Callable[[Path], list[Path]]:
-    """Writes the related lists into a snapshot being built (``lists``)."""
+def _lists_builder(
+    root: Path, config: IndexConfig, summary: IndexSummary
+) -> Callable[[Path], list[Path]]:
+    """Writes the related lists into a snapshot being built (``lists``), timed."""
     serving = current_name(root)
     previous = root / "snapshots" / serving if serving else None
 
     def build(directory: Path) -> list[Path]:
         total = len(np.load(directory / "labels.npy", mmap_mode="r"))
         progress = _progress(config.progress, "related lists", total)
+        started = time.perf_counter()
         try:
             return lists.write_for_snapshot(
                 directory,
@@ -184,6 +188,7 @@ def _lists_builder(root: Path, config: IndexConfig) -> Callable[[Path], list[Pat
             )
         finally:
             progress.close()
+            summary.lists_seconds = round(time.perf_counter() - started, 3)
 
     return build
 

@@ -30,7 +30,8 @@ import dataclasses
 import mmap
 import multiprocessing
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -376,9 +377,15 @@ def build_all(
         entries = _collect(computed, progress)
     else:
         workers = max(1, multiprocessing.cpu_count())
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(workers, _worker_start, (str(directory), depth)) as pool:
-            entries = _collect(pool.imap(_worker_rows, _chunks(rows)), progress)
+        # an executor, not a Pool: a worker that cannot start breaks it with an error
+        # (a Pool starts a replacement forever)
+        with ProcessPoolExecutor(
+            workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_start,
+            initargs=(str(directory), depth),
+        ) as pool:
+            entries = _collect(pool.map(_worker_rows, _chunks(rows)), progress)
     for row, entry in enumerate(entries):
         old = previous(int(space.int_ids[row]))
         if old is not None and old.same_links(entry):
@@ -392,7 +399,7 @@ def _chunks(rows: list[int]) -> Iterator[list[int]]:
 
 
 def _collect(
-    chunks: Iterator[list[StoredList]], progress: Callable[[int], None]
+    chunks: Iterable[list[StoredList]], progress: Callable[[int], None]
 ) -> list[StoredList]:
     entries: list[StoredList] = []
     for chunk in chunks:
