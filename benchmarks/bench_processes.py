@@ -2,7 +2,8 @@
 
 Starts ``recommender serve --processes N`` on a copy of an index (the sample corpus by
 default), opens ``--connections`` connections (the kernel spreads them over the processes),
-then ``--writes`` times: upserts one new article through one connection and polls
+then ``--writes`` times, at random moments: upserts one new article through one connection
+and polls
 ``GetArticle`` on every connection until all answer it, then deletes it through another and
 polls until none does. Reports p50 / p99 / max of: the upsert's acknowledgement, the time
 until every process has the article, and the same for the delete. Writes
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import shutil
 import subprocess
 import sys
@@ -101,7 +103,11 @@ def main() -> int:
                 return time.perf_counter() - started
 
             acks, arrived, deleted_acks, gone = [], [], [], []
+            rng = random.Random(0)
             for i in range(args.writes):
+                # writes arrive at random moments of the other processes' polling cycle (right
+                # after the previous write arrived everywhere, they would all wait a full one)
+                time.sleep(rng.uniform(0.0, 0.25))
                 article = pb.Article(id=f"cross-{i}", title=f"Cross-process write number {i}",
                                      lang="en", published_at="2020-06-01")  # fmt: skip
                 started = time.perf_counter()

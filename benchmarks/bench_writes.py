@@ -213,15 +213,16 @@ def main() -> int:
                 engine.wait_for_lists(600)
                 fresh.append(time.perf_counter() - started)
                 changed.append(engine.live.lists.recomputed - pending_before)
-            rows["keep_fresh_per_upsert"] = {
-                "upserts": args.fresh,
-                "upsert": percentiles(upsert),
-                "until_lists_fresh": percentiles(fresh),
-                "lists_changed_p50": float(np.percentile(changed, 50)),
-                "lists_changed_p99": float(np.percentile(changed, 99)),
-                "lists_changed_mean": round(float(np.mean(changed)), 2),
-            }
-            print(json.dumps(rows["keep_fresh_per_upsert"]), flush=True)
+            if args.fresh:
+                rows["keep_fresh_per_upsert"] = {
+                    "upserts": args.fresh,
+                    "upsert": percentiles(upsert),
+                    "until_lists_fresh": percentiles(fresh),
+                    "lists_changed_p50": float(np.percentile(changed, 50)),
+                    "lists_changed_p99": float(np.percentile(changed, 99)),
+                    "lists_changed_mean": round(float(np.mean(changed)), 2),
+                }
+                print(json.dumps(rows["keep_fresh_per_upsert"]), flush=True)
 
             done = 0
             position = args.fresh
