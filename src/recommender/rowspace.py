@@ -138,8 +138,15 @@ class RowSpace:
             row = row_of.pop(key, None)
             if row is not None:
                 alive[row] = False
-        gone = set(removed)
-        overlay = {k: v for k, v in self.overlay.items() if k not in gone}
+        gone = [key for key in removed if key in self.overlay]
+        overlay: Mapping[int, Article] = self.overlay
+        if gone or added:  # a C-level copy: the overlay holds every article written since
+            copied = dict(overlay)
+            for key in gone:
+                del copied[key]
+            for live in added:
+                copied[live.key] = live.article
+            overlay = copied
         changes: dict[str, Any] = {}
         if added:
             start = len(self.int_ids)
@@ -161,7 +168,6 @@ class RowSpace:
             alive = np.concatenate([alive, np.ones(len(added), dtype=bool)])
             for offset, live in enumerate(added):
                 row_of[live.key] = start + offset
-                overlay[live.key] = live.article
         keys = np.array([a.key for a in added], dtype=np.int64)
         vectors = self.vectors.with_changes(
             keys, np.vstack([a.vector for a in added]) if added else None, removed
