@@ -41,7 +41,7 @@ serve: $(STAMP)
 	@echo "Serving $(INDEX_DIR) on $(ADDRESS) (Ctrl-C to stop). From another terminal:"
 	@echo "  $(VENV)/bin/recommender related --server $(ADDRESS) --id libya-security-memoranda -k 5"
 	@echo "  grpcurl -plaintext -d '{\"article_id\": \"libya-security-memoranda\", \"k\": 5}' $(ADDRESS) recommender.v1.Recommender/Related"
-	@echo "  health: grpcurl -plaintext $(ADDRESS) grpc.health.v1.Health/Check; metrics: http://127.0.0.1:9464/metrics"
+	@echo "  health: grpcurl -plaintext $(ADDRESS) grpc.health.v1.Health/Check; metrics: http://127.0.0.1:9464/metrics (one port per process: 9465, ...)"
 	@echo ""
 	$(VENV)/bin/recommender serve --index-dir $(INDEX_DIR) --address $(ADDRESS)
 
