@@ -184,3 +184,19 @@ def test_precompute_writes_every_list_and_since_only_the_changed_ones(sample_ind
         assert holders and holders <= changed_ids
     finally:
         engine.close()
+
+
+def test_lists_built_in_worker_processes_equal_the_in_process_build(
+    sample_index, tmp_path, monkeypatch
+):
+    from recommender import listbuild
+
+    source = sample_index / "snapshots" / (sample_index / "CURRENT").read_text().strip()
+    target = tmp_path / source.name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("lists.*"))
+    monkeypatch.setattr(listbuild, "PARALLEL_FROM", 10)  # the path large archives take
+    files = listbuild.write_for_snapshot(target, LIST_DEPTH)
+    assert len(files) == 8
+    for file in files:
+        if file.name != "lists.updated.npy":  # when each list was computed
+            assert file.read_bytes() == (source / file.name).read_bytes(), file.name

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender import lists
+from recommender import listbuild
 from recommender.articles import Article, Deletion, Rejection, read_many
 from recommender.config import IndexConfig
 from recommender.embedding import Embedder, EmbeddingCache
@@ -180,7 +180,7 @@ def _lists_builder(
         progress = _progress(config.progress, "related lists", total)
         started = time.perf_counter()
         try:
-            return lists.write_for_snapshot(
+            return listbuild.write_for_snapshot(
                 directory,
                 config.list_depth,
                 previous_dir=previous if previous is not None and previous.is_dir() else None,
