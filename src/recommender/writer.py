@@ -34,8 +34,8 @@ MAX_UPSERT = 1000
 # More changes than this in the working store since the last look is a batch job writing: it
 # publishes a snapshot when done, so following stops until a snapshot is loaded.
 FOLLOW_LIMIT = 2 * MAX_UPSERT
-# Live rows (written since the snapshot or the last fold, and dead ones) that start a fold
-# into a new main tier in the background: each query scans them exactly (``RowSpace.folded``).
+# Live rows (written since the snapshot or the last fold) that start a fold into the main
+# tier in the background: each live-ranked query scans them exactly (``RowSpace.folded``).
 FOLD_AT = 1000
 _log = logging.getLogger("recommender.writer")
 
