@@ -72,15 +72,7 @@ class ListTable:
 
     def get(self, key: int) -> StoredList | None:
         """The fresh stored list of an article, or None (rank it live)."""
-        if key in self._dirty or self.stored is None:
-            return None
-        entry = self._entries.get(key)
-        if entry is not None:
-            return entry
-        if key in self._removed:
-            return None
-        row = self._base_row.get(key)
-        return self.stored.entry(row) if row is not None else None
+        return None if key in self._dirty else self._current(key)
 
     def encoded(self, key: int, k: int) -> bytes | None:
         """The serialised answer of ``get(key)`` for ``k`` results, or None (rank it live)."""
