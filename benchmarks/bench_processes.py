@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,13 @@ def main() -> int:
         assert process.stderr is not None
         channels = []
         try:
-            line = process.stderr.readline()
+            line = ""
+            while "listening on 127.0.0.1:" not in line:  # its processes log JSON lines too
+                line = process.stderr.readline()
+                if not line:
+                    raise RuntimeError("the server exited before listening")
+            # keep reading its log, so that it never blocks on a full pipe
+            threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
             port = int(line.split("listening on 127.0.0.1:")[1].split()[0])
             options = [("grpc.use_local_subchannel_pool", 1)]
             channels = [

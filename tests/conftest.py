@@ -52,3 +52,27 @@ def sample_index(tmp_path_factory, model) -> Path:
     )
     assert summary.rejected == 0 and summary.snapshot_built
     return index_dir
+
+
+def listening_lines(process, count: int = 1, timeout: float = 120.0) -> list[str]:
+    """The first ``count`` "listening on" lines a ``recommender serve`` process prints on
+    stderr (its processes also log JSON lines there, in any order); stderr keeps being read
+    in the background so that the servers never block on a full pipe."""
+    import threading
+    import time
+
+    lines: list[str] = []
+
+    def drain() -> None:
+        for line in process.stderr:
+            lines.append(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [line for line in list(lines) if "listening on 127.0.0.1:" in line]
+        if len(found) >= count:
+            return found[:count]
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"the server did not report listening: {lines[-5:]}")
+        time.sleep(0.05)

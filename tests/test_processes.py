@@ -13,7 +13,7 @@ import urllib.request
 
 import grpc
 import pytest
-from conftest import ROOT
+from conftest import ROOT, listening_lines
 
 from recommender.client import wait_until_serving
 from recommender.v1 import recommender_pb2 as pb
@@ -52,8 +52,7 @@ def test_two_processes_share_a_port_and_each_others_writes(sample_index, tmp_pat
     )  # fmt: skip
     channels = []
     try:
-        lines = [process.stderr.readline() for _ in range(2)]
-        assert all("listening on 127.0.0.1:" in line for line in lines), lines
+        lines = listening_lines(process, 2)
         assert {"(process 1 of 2)", "(process 2 of 2)"} == {
             line[line.index("(") : line.index(")") + 1] for line in lines
         }

@@ -12,7 +12,7 @@ import urllib.request
 
 import grpc
 import pytest
-from conftest import ROOT
+from conftest import ROOT, listening_lines
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from recommender.cli import main
@@ -241,8 +241,7 @@ def test_serve_command_shuts_down_gracefully_on_sigterm(sample_index, tmp_path):
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        line = process.stderr.readline()
-        assert "listening on 127.0.0.1:" in line, line
+        (line,) = listening_lines(process)
         port = int(line.split("listening on 127.0.0.1:")[1].split(",")[0].split()[0])
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         wait_serving(channel)
