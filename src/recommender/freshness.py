@@ -149,10 +149,19 @@ class ListTable:
 
     def _last_score(self, key: int) -> float:
         """The score a newcomer must reach to enter a list (-inf: the list is not full)."""
-        entry = self.get(key)
-        if entry is None or len(entry.keys) < self.depth:
+        # read the score arrays, not a whole entry: this runs for every candidate of a write
+        scores: np.ndarray | None = None
+        if key not in self._dirty:
+            entry = self._entries.get(key)
+            if entry is not None:
+                scores = entry.scores
+            elif self.stored is not None and key not in self._removed:
+                row = self._base_row.get(key)
+                if row is not None:
+                    scores = self.stored.scores[row, : int((self.stored.keys[row] >= 0).sum())]
+        if scores is None or len(scores) < self.depth:
             return -np.inf
-        return float(entry.scores[-1]) * (1.0 - 1e-5)  # stored as float32
+        return float(scores[-1]) * (1.0 - 1e-5)  # stored as float32
 
     def _holders(self, keys: set[int]) -> set[int]:
         """Articles whose current list (results or other languages) holds one of ``keys``."""
