@@ -207,9 +207,76 @@ def drive(
     ms = np.array(latencies) * 1000
     return {
         "concurrency": concurrency,
+        "client": "python",
         "client_processes": processes,
         "requests": len(ms),
         "errors": errors,
+        "throughput_rps": round(len(ms) / duration, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3) if len(ms) else None,
+        "p95_ms": round(float(np.percentile(ms, 95)), 3) if len(ms) else None,
+        "p99_ms": round(float(np.percentile(ms, 99)), 3) if len(ms) else None,
+    }
+
+
+LOADGEN_SOURCE = ROOT / "benchmarks" / "loadgen" / "grpc_load.c"
+LOADGEN = ROOT / "var" / "grpc_load"  # built by `make bench-service` (needs libnghttp2-dev)
+RELATED_PATH = "/recommender.v1.Recommender/Related"
+
+
+def native_loadgen() -> Path | None:
+    """The C load generator, compiled if its binary is missing or older than its source;
+    None when it cannot be built here (no compiler or no libnghttp2 headers)."""
+    if LOADGEN.exists() and LOADGEN.stat().st_mtime >= LOADGEN_SOURCE.stat().st_mtime:
+        return LOADGEN
+    LOADGEN.parent.mkdir(parents=True, exist_ok=True)
+    built = subprocess.run(
+        ["cc", "-O2", "-o", str(LOADGEN), str(LOADGEN_SOURCE), "-lnghttp2"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if built.returncode != 0:
+        print(f"the C load generator did not build: {built.stderr.strip()[:300]}", file=sys.stderr)
+        return None
+    return LOADGEN
+
+
+def drive_native(
+    loadgen: Path,
+    address: str,
+    requests: list[dict[str, Any]],
+    concurrency: int,
+    duration: float,
+    connections: int,
+) -> dict[str, Any]:
+    """The same load from the C client (``loadgen/grpc_load.c``): requests drawn uniformly
+    (written in random order), ``concurrency`` in flight over ``connections`` connections,
+    after a one-second warm-up of random requests."""
+    from recommender.v1 import recommender_pb2 as pb
+
+    rng = random.Random(concurrency)
+    host, port = address.rsplit(":", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        bodies = Path(tmp) / "bodies.bin"
+        with bodies.open("wb") as out:
+            for _ in range(min(200_000, max(1000, int(20_000 * duration)))):
+                message = pb.RelatedRequest(**rng.choice(requests)).SerializeToString()
+                out.write(len(message).to_bytes(4, "little") + message)
+        timings = Path(tmp) / "latencies.f64"
+        connections = max(1, min(connections, concurrency))
+        ran = subprocess.run(
+            [str(loadgen), host, port, RELATED_PATH, str(bodies), str(connections),
+             str(concurrency), "1", str(duration), str(timings)],
+            capture_output=True, text=True, timeout=duration + 120,
+        )  # fmt: skip
+        if ran.returncode != 0:
+            raise RuntimeError(f"the load generator failed: {ran.stderr.strip()[:500]}")
+        counts = json.loads(ran.stdout)
+        ms = np.fromfile(timings, dtype=np.float64) * 1000
+    return {
+        "concurrency": concurrency,
+        "client": "native",
+        "connections": connections,
+        "requests": len(ms),
+        "errors": counts["errors"],
         "throughput_rps": round(len(ms) / duration, 1),
         "p50_ms": round(float(np.percentile(ms, 50)), 3) if len(ms) else None,
         "p95_ms": round(float(np.percentile(ms, 95)), 3) if len(ms) else None,

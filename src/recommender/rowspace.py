@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from recommender.articles import Article
 from recommender.index import VectorIndex
+from recommender.layered import LayeredMap
 from recommender.lexical import LexicalIndex, LexicalModel
 from recommender.ranking import Filters
 from recommender.snapshot import Snapshot
@@ -67,8 +68,10 @@ class RowSpace:
     published_ts: np.ndarray  # POSIX seconds, NaN when unknown
     alive: np.ndarray
     n_main: int
-    row_of: Mapping[int, int]  # int id -> its live row
-    overlay: Mapping[int, Article] = field(default_factory=dict)  # written since the snapshot
+    # int id -> its live row, and the articles written since the snapshot: layered, so that a
+    # write copies its own changes, not every row (see ``layered``)
+    row_of: Mapping[int, int]
+    overlay: Mapping[int, Article] = field(default_factory=LayeredMap)
     snapshot: Snapshot | None = None  # None for an in-memory space (evaluation)
     word_rows: Mapping[int, int] = field(default_factory=dict)  # key -> snapshot word-table row
 
@@ -93,9 +96,9 @@ class RowSpace:
             published_ts=np.array([np.nan if r[5] is None else r[5] for r in rows], np.float64),
             alive=np.ones(len(rows), dtype=bool),
             n_main=len(rows),
-            row_of=(row_of := {int(i): row for row, i in enumerate(int_ids)}),
+            row_of=LayeredMap(word_rows := {int(i): row for row, i in enumerate(int_ids)}),
             snapshot=snapshot,
-            word_rows=row_of,  # never mutated: writes copy ``row_of``
+            word_rows=word_rows,  # never mutated: ``row_of`` layers writes over it
         )
 
     @classmethod
@@ -126,30 +129,31 @@ class RowSpace:
             published_ts=np.asarray(stamps, dtype=np.float64),
             alive=np.ones(len(articles), dtype=bool),
             n_main=len(articles),
-            row_of={int(key): row for row, key in enumerate(int_ids)},
-            overlay={int(key): a for key, a in zip(int_ids, articles, strict=True)},
+            row_of=LayeredMap({int(key): row for row, key in enumerate(int_ids)}),
+            overlay=LayeredMap({int(key): a for key, a in zip(int_ids, articles, strict=True)}),
         )
 
     def with_changes(self, added: Sequence[LiveArticle], removed: Sequence[int]) -> RowSpace:
         """A new space with articles added (replacing any row of the same id) and ids removed."""
-        row_of = dict(self.row_of)
         alive = self.alive.copy()
-        for key in [*removed, *(a.key for a in added)]:
-            row = row_of.pop(key, None)
+        replaced = [*removed, *(a.key for a in added)]
+        for key in replaced:
+            row = self.row_of.get(key)
             if row is not None:
                 alive[row] = False
-        gone = [key for key in removed if key in self.overlay]
-        overlay: Mapping[int, Article] = self.overlay
-        if gone or added:  # a C-level copy: the overlay holds every article written since
-            copied = dict(overlay)
-            for key in gone:
-                del copied[key]
-            for live in added:
-                copied[live.key] = live.article
-            overlay = copied
+        start = len(self.int_ids)
+        row_of = _layered(self.row_of).changed(
+            ((a.key, start + offset) for offset, a in enumerate(added)),
+            removed=[key for key in replaced if key in self.row_of],
+        )
+        overlay = self.overlay
+        if added or any(key in overlay for key in removed):
+            overlay = _layered(overlay).changed(
+                ((a.key, a.article) for a in added),
+                removed=[key for key in removed if key in overlay],
+            )
         changes: dict[str, Any] = {}
         if added:
-            start = len(self.int_ids)
             articles = [a.article for a in added]
             stamps = [a.published_at.timestamp() if a.published_at else np.nan for a in articles]
 
@@ -166,8 +170,6 @@ class RowSpace:
                 "lexical": self.lexical.with_rows(sp.vstack([a.lexical for a in added]).tocsr()),
             }
             alive = np.concatenate([alive, np.ones(len(added), dtype=bool)])
-            for offset, live in enumerate(added):
-                row_of[live.key] = start + offset
         keys = np.array([a.key for a in added], dtype=np.int64)
         vectors = self.vectors.with_changes(
             keys, np.vstack([a.vector for a in added]) if added else None, removed
@@ -203,7 +205,8 @@ class RowSpace:
             published_ts=self.published_ts[rows],
             alive=self.alive[rows],
             n_main=len(rows),
-            row_of=dict(zip(self.row_of.keys(), new_rows.tolist(), strict=True)),
+            row_of=LayeredMap(dict(zip(self.row_of.keys(), new_rows.tolist(), strict=True))),
+            overlay=_layered(self.overlay).flattened(),
         )
 
     @property
@@ -267,6 +270,10 @@ class RowSpace:
             if row is not None:
                 return self.snapshot.words.row(row)
         return _article_words(self.recipe, article.title, article.lead, article.body)
+
+
+def _layered(mapping: Mapping[int, Any]) -> LayeredMap[int, Any]:
+    return mapping if isinstance(mapping, LayeredMap) else LayeredMap(dict(mapping))
 
 
 @functools.lru_cache(maxsize=4096)

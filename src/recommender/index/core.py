@@ -155,7 +155,8 @@ class VectorIndex:
         new._alive = alive
         new._delta_ids = delta_ids
         new._delta_vectors = delta_vectors
-        new._delta_position = {int(x): row for row, x in enumerate(delta_ids)}
+        if len(added) or not keep_delta.all():
+            new._delta_position = {int(x): row for row, x in enumerate(delta_ids)}
         return new
 
     def folded(self) -> VectorIndex:
