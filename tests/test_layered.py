@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from recommender import layered
 from recommender.layered import LayeredMap
 
 
-def test_versions_behave_as_dict_copies_through_random_changes(monkeypatch) -> None:
+def test_versions_behave_as_dict_copies_through_random_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(layered, "FLATTEN_AT", 7)  # merges happen along the way
     rng = random.Random(3)
     expected: dict[int, int] = {k: k * 10 for k in range(20)}
