@@ -80,6 +80,19 @@ def test_filtered_search_returns_k_allowed_results_even_when_very_selective(data
     np.testing.assert_array_equal(result.ids, exact.ids)
 
 
+@pytest.mark.parametrize("kept", [300, 3000])  # gathered, then scanned with a selector
+def test_selective_filters_are_scored_exactly(data, kept):
+    ids, vectors, queries, _ = data
+    index = VectorIndex.build(ids, vectors, "HNSW32,Flat")
+    chosen = np.sort(np.random.default_rng(kept).choice(len(ids), kept, replace=False))
+    mask = np.zeros(len(ids), dtype=bool)
+    mask[chosen] = True
+    found = index.search(queries[:20], 30, main_mask=mask)
+    exact = VectorIndex.build(ids[chosen], vectors[chosen], "Flat").search(queries[:20], 30)
+    np.testing.assert_array_equal(found.ids, exact.ids)
+    np.testing.assert_allclose(found.scores, exact.scores, atol=1e-5)
+
+
 @pytest.mark.parametrize("share", [0.5, 0.002])
 def test_a_mask_over_main_positions_filters_like_the_allowed_ids(data, share):
     ids, vectors, queries, _ = data

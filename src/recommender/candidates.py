@@ -157,10 +157,10 @@ def _dense(
             found = space.vectors.search(vector, fetch, allowed=space.int_ids[allowed])
     else:
         found = space.vectors.search(vector, fetch + len(exclude))
-    known = space.row_of
-    return [i for i in found.ids[0].tolist() if i >= 0 and i not in exclude and i in known][
-        :fetch
-    ]  # an id the row space does not know yet is a write in flight: skip it
+    ids = found.ids[0].tolist()
+    rows = space.row_of.get_many(ids, -1)
+    # an id the row space does not know (yet) is a write in flight: skip it
+    return [i for i, row in zip(ids, rows, strict=True) if row >= 0 and i not in exclude][:fetch]
 
 
 def _pool(
@@ -170,8 +170,8 @@ def _pool(
     from_dense: np.ndarray,
     from_lexical: np.ndarray,
 ) -> Candidates:
-    rows = np.array([space.row_of[key] for key in keys], dtype=np.int64)
-    vectors = space.vectors.vectors(keys)
+    rows = space.rows_of(keys)
+    vectors = space.vectors_of(rows, keys)
     dense = vectors @ query.vector if keys else np.zeros(0)
     pool = pool_of(space, rows, dense, space.lexical.scores(rows, query.lexical), vectors)
     return Candidates(keys, rows, pool, from_dense, from_lexical)

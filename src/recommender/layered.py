@@ -11,7 +11,8 @@ changes, so each write pays the merge's cost divided by ``flatten_at``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -81,6 +82,18 @@ class LayeredMap(Mapping[K, V], Generic[K, V]):
             value = top[key]
             return default if value is _GONE else value  # type: ignore[return-value]
         return self._base.get(key, default)
+
+    def get_many(self, keys: Sequence[K], default: V) -> list[V]:
+        """``[self.get(key, default) for key in keys]``, the base's part at C speed (a
+        request looks up hundreds of candidates)."""
+        values = list(map(self._base.get, keys, itertools.repeat(default, len(keys))))
+        top = self._top
+        if top:
+            for i, key in enumerate(keys):
+                if key in top:
+                    value = top[key]
+                    values[i] = default if value is _GONE else value  # type: ignore[assignment]
+        return values
 
     def __iter__(self) -> Iterator[K]:
         top = self._top

@@ -294,10 +294,20 @@ def collapse(
     folded: dict[int, int] = {}
     position = 0
     while position < len(order) and len(kept) < limit:
-        similarity = ordered[kept] @ ordered[position]
-        if not _fold(similarity, threshold, order, kept, folded):
-            kept.append(position)
-        position += 1
+        # a block of candidates against every earlier one in one product (one per candidate
+        # cost more than the whole list's ranking); the list is usually full within a block
+        start, end = position, min(len(order), position + 2 * limit)
+        similarity = ordered[start:end] @ ordered[:end].T
+        earlier = np.arange(end)[None, :] < np.arange(start, end)[:, None]
+        near_earlier = ((similarity >= threshold) & earlier).any(axis=1).tolist()
+        while position < end and len(kept) < limit:
+            offset = position - start
+            if not (
+                near_earlier[offset]
+                and _fold(similarity[offset, kept], threshold, order, kept, folded)
+            ):
+                kept.append(position)
+            position += 1
     if position < len(order):
         # one product for the rest of the pool against the kept stories
         rest = ordered[position:] @ ordered[kept].T

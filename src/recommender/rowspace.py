@@ -70,7 +70,7 @@ class RowSpace:
     n_main: int
     # int id -> its live row, and the articles written since the snapshot: layered, so that a
     # write copies its own changes, not every row (see ``layered``)
-    row_of: Mapping[int, int]
+    row_of: LayeredMap[int, int]
     overlay: Mapping[int, Article] = field(default_factory=LayeredMap)
     snapshot: Snapshot | None = None  # None for an in-memory space (evaluation)
     word_rows: Mapping[int, int] = field(default_factory=dict)  # key -> snapshot word-table row
@@ -245,6 +245,24 @@ class RowSpace:
         if filters.published_before is not None:
             mask &= self.published_ts <= filters.published_before.timestamp()
         return mask
+
+    def rows_of(self, keys: Sequence[int]) -> np.ndarray:
+        """The live rows of int ids, -1 for ids the space does not hold."""
+        return np.fromiter(self.row_of.get_many(keys, -1), dtype=np.int64, count=len(keys))
+
+    def vectors_of(self, rows: np.ndarray, keys: Sequence[int]) -> np.ndarray:
+        """The stored vectors of live rows (``keys`` their int ids): main-tier rows read by
+        position, no id lookups, when the rows are aligned with the FAISS main tier."""
+        if not self.main_aligned:
+            return self.vectors.vectors(list(keys))
+        in_main = rows < self.n_main
+        if in_main.all():
+            return self.vectors.main_vectors_at(rows)
+        out = np.empty((len(rows), self.vectors.dimension), dtype=np.float32)
+        out[in_main] = self.vectors.main_vectors_at(rows[in_main])
+        tail = np.flatnonzero(~in_main)
+        out[tail] = self.vectors.delta_vectors_of([keys[i] for i in tail.tolist()])
+        return out
 
     def newest_ts(self) -> float | None:
         """The date of the newest live article (None when none is dated)."""

@@ -32,6 +32,7 @@ from recommender.index.factory import (
     resolve_spec,
 )
 from recommender.index.filtered import (
+    EXACT_GATHER_MAX,
     SearchResult,
     is_selective,
     merge,
@@ -60,7 +61,8 @@ class VectorIndex:
         concrete = faiss.downcast_index(main)
         if isinstance(concrete, faiss.IndexIVF):
             concrete.make_direct_map()  # lets IVF indexes reconstruct vectors by position
-        self._stored = _flat_vectors(main, dimension)
+        self._flat = _flat_storage(main)
+        self._stored = _flat_vectors(self._flat, dimension)
 
     # -- building --------------------------------------------------------------------------
 
@@ -215,9 +217,7 @@ class VectorIndex:
         if n_main:
             filtered = allowed is not None or main_mask is not None
             if filtered and is_selective(n_main, len(live)) and not self.spec.startswith("Flat"):
-                positions = np.flatnonzero(live)
-                parts.append(top_k(queries @ self._main_vectors(positions).T,
-                                   self._labels[positions], k))  # fmt: skip
+                parts.append(self._exact(queries, k, live, n_main))
             else:
                 parts.append(search_with_mask(self.main, self._labels, queries, k, live))
         if delta_mask.any():
@@ -225,6 +225,24 @@ class VectorIndex:
                 top_k(queries @ self._delta_vectors[delta_mask].T, self._delta_ids[delta_mask], k)
             )
         return merge(parts, len(queries), k)
+
+    def _exact(self, queries: np.ndarray, k: int, live: np.ndarray, n_live: int) -> SearchResult:
+        """Exact scores of the ``live`` main positions: FAISS's flat scan with the mask as a
+        selector where the index stores raw vectors (no copy of them), else the gathered
+        vectors (a few, or compressed codes decoded)."""
+        if self._flat is not None and n_live > EXACT_GATHER_MAX:
+            return search_with_mask(self._flat, self._labels, queries, k, live)
+        positions = np.flatnonzero(live)
+        return top_k(queries @ self._main_vectors(positions).T, self._labels[positions], k)
+
+    def main_vectors_at(self, positions: np.ndarray) -> np.ndarray:
+        """Stored vectors of main-tier positions (live ones: the caller's rows say so)."""
+        return self._main_vectors(np.asarray(positions, dtype=np.int64))
+
+    def delta_vectors_of(self, external_ids: list[int]) -> np.ndarray:
+        """Stored vectors of ids written to the delta tier since the last fold."""
+        rows = [self._delta_position[i] for i in external_ids]
+        return self._delta_vectors[rows]
 
     def vector(self, external_id: int) -> np.ndarray | None:
         """The stored vector of an id (None when absent)."""
@@ -308,11 +326,16 @@ class VectorIndex:
         return cls(main, labels, meta["spec"], int(meta["dimension"]))
 
 
-def _flat_vectors(index: Any, dimension: int) -> np.ndarray | None:
-    """A zero-copy view of an index's raw vectors, when it stores them (Flat, HNSW)."""
+def _flat_storage(index: Any) -> Any | None:
+    """The flat index holding an index's raw vectors, when it has one (Flat, HNSW)."""
     concrete = faiss.downcast_index(index)
     storage = faiss.downcast_index(concrete.storage) if hasattr(concrete, "storage") else concrete
-    if not isinstance(storage, faiss.IndexFlat) or storage.ntotal == 0:
+    return storage if isinstance(storage, faiss.IndexFlat) else None
+
+
+def _flat_vectors(storage: Any | None, dimension: int) -> np.ndarray | None:
+    """A zero-copy view of a flat index's raw vectors."""
+    if storage is None or storage.ntotal == 0:
         return None
     flat = faiss.rev_swig_ptr(storage.get_xb(), storage.ntotal * dimension)
     view: np.ndarray = np.asarray(flat).view(np.float32).reshape(storage.ntotal, dimension)

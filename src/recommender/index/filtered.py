@@ -19,6 +19,10 @@ from recommender.index.factory import faiss
 # matching (0.8 ms at 750, 4.6 ms at 5,000, 9.9 ms at 15,000), while HNSW with the filter as a
 # selector and a beam widened by 1 / share kept recall 0.996 at 1.2 ms for a 50 % filter.
 EXACT_SUBSET_MAX = 5_000
+# Exact scoring of a subset: gathering its vectors (a copy) beats FAISS's flat scan with the
+# subset as a selector (which checks every position) only for small subsets. Measured on
+# 31.6k x 512: 2,000 vectors 1.9 ms gathered, 0.6 ms scanned; 500: 0.08 against 0.3 ms.
+EXACT_GATHER_MAX = 1_000
 FILTERED_EF_MAX = 1024
 
 
