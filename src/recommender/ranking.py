@@ -311,8 +311,8 @@ def collapse(
     if position < len(order):
         # one product for the rest of the pool against the kept stories
         rest = ordered[position:] @ ordered[kept].T
-        for offset in np.flatnonzero(rest.max(axis=1) >= threshold):
-            _fold(rest[offset], threshold, order, kept, folded)
+        for row in np.flatnonzero(rest.max(axis=1) >= threshold):
+            _fold(rest[row], threshold, order, kept, folded)
     return [order[p] for p in kept], folded
 
 
