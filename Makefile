@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 
-.PHONY: venv test lint unit unit-fast serve demo protos quality ant-index bench bench-quick bench-encode bench-service bench-reindex bench-related bench-writes text-recipes clean
+.PHONY: venv test lint unit unit-fast serve demo protos quality ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
 
 venv: $(STAMP)
 
@@ -71,8 +71,15 @@ ant-index: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) benchmarks/bench_ann.py --quick
 
-bench-service: $(STAMP) ant-index
+bench-service: $(STAMP) ant-index loadgen-deps
 	$(PY) benchmarks/bench_service.py
+
+# bench_service.py's C load generator (benchmarks/loadgen/grpc_load.c) needs a C compiler and
+# libnghttp2's headers; without them the benchmark runs its Python client only
+loadgen-deps:
+	@test -f /usr/include/nghttp2/nghttp2.h || DEBIAN_FRONTEND=noninteractive apt-get install -y \
+		--no-install-recommends libnghttp2-dev gcc libc6-dev >/dev/null || \
+		echo "libnghttp2-dev could not be installed: bench_service.py uses its Python client only"
 
 # Live writes on a copy of var/ant: keeping stored lists fresh per upsert, and read latency
 # after 1,000 / 10,000 / 100,000 upserts (about 45 minutes): results/writes.json

@@ -2,9 +2,17 @@
 
 Starts ``recommender serve`` on an index (the sample corpus, and ANT when ``var/ant`` holds
 it) with ``--server-processes`` processes on one port (default: one per core), drives
-``Related`` (k=10, default ranking) from several client processes (asyncio gRPC clients, each
-with several connections, ``concurrency`` requests in flight in all) for a fixed duration, and
-reports throughput and p50 / p95 / p99 latency. In the same run, the same load against a
+``Related`` (k=10, default ranking) with ``concurrency`` requests in flight for a fixed
+duration, and reports throughput and p50 / p95 / p99 latency, from two load generators:
+
+- ``native``: a C client over libnghttp2 (``loadgen/grpc_load.c``, built into ``var/`` on
+  first use), a few microseconds of CPU per call, so that on a machine of two cores the
+  server, not the client, is what is measured;
+- ``python``: asyncio gRPC clients in ``--processes`` processes, what a Python backend
+  calling the service sees (each call costs the client about as much CPU as the server).
+
+Both use 8 connections (with SO_REUSEPORT the kernel spreads connections over the server's
+processes). In the same run, the same load against a
 trivial gRPC server with as many processes that answers every ``Related`` with a constant
 10-result response (a real answer of median size, so both send as many bytes): what Python
 gRPC itself costs here. Writes benchmarks/results/service.json
@@ -389,24 +397,29 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for target in sorted({r["target"] for r in rows}):
-        subset = sorted((r for r in rows if r["target"] == target), key=lambda r: r["concurrency"])
-        xs = [r["concurrency"] for r in subset]
-        (line,) = left.plot(xs, [r["p99_ms"] for r in subset], marker="o", label=f"{target} p99")
-        color = line.get_color()  # one colour per target in both panels
-        left.plot(xs, [r["p50_ms"] for r in subset], marker=".", linestyle="--", color=color,
-                  label=f"{target} p50")  # fmt: skip
-        right.plot(xs, [r["throughput_rps"] for r in subset], marker="o", color=color,
-                   label=target)  # fmt: skip
-    left.axhline(5.0, color="grey", linestyle=":", label="target: p99 5 ms at 16")
-    for ax, label in ((left, "latency (ms)"), (right, "requests / s")):
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("concurrent requests")
-        ax.set_ylabel(label)
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    left.set_yscale("log")
+    clients = sorted({r["client"] for r in rows})
+    fig, axes = plt.subplots(len(clients), 2, figsize=(12, 4.5 * len(clients)), squeeze=False)
+    for (left, right), client in zip(axes, clients, strict=True):
+        for target in sorted({r["target"] for r in rows}):
+            subset = sorted((r for r in rows if r["target"] == target and r["client"] == client),
+                            key=lambda r: r["concurrency"])  # fmt: skip
+            xs = [r["concurrency"] for r in subset]
+            (line,) = left.plot(xs, [r["p99_ms"] for r in subset], marker="o",
+                                label=f"{target} p99")  # fmt: skip
+            color = line.get_color()  # one colour per target in both panels
+            left.plot(xs, [r["p50_ms"] for r in subset], marker=".", linestyle="--",
+                      color=color, label=f"{target} p50")  # fmt: skip
+            right.plot(xs, [r["throughput_rps"] for r in subset], marker="o", color=color,
+                       label=target)  # fmt: skip
+        left.axhline(5.0, color="grey", linestyle=":", label="target: p99 5 ms at 16")
+        for ax, label in ((left, "latency (ms)"), (right, "requests / s")):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("concurrent requests")
+            ax.set_ylabel(label)
+            ax.set_title(f"{client} client", fontsize=9)
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7)
+        left.set_yscale("log")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
@@ -416,6 +429,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 4, 16, 64])
     parser.add_argument("--processes", type=int, default=2, help="client processes at most")
+    parser.add_argument(
+        "--clients", nargs="*", choices=["native", "python"], default=["native", "python"],
+        help="load generators: the C one (loadgen/grpc_load.c, built on first use; skipped "
+        "when it cannot be built) and the Python asyncio one",
+    )  # fmt: skip
     parser.add_argument(
         "--server-processes", type=int, default=os.cpu_count() or 1,
         help="processes of each server, the trivial one included (default: one per core)",
@@ -428,6 +446,11 @@ def main() -> int:
     )
     args = parser.parse_args()
 
+    loadgen = native_loadgen() if "native" in args.clients else None
+    clients = [c for c in args.clients if c == "python" or loadgen is not None]
+    if not clients:
+        print("no load generator to run (the C one did not build)", file=sys.stderr)
+        return 2
     rows: list[dict[str, Any]] = []
     server_processes = ["--processes", str(args.server_processes)]
     live = ["--live-ranking", "--result-cache", "0"]
@@ -462,15 +485,22 @@ def main() -> int:
                 )
             try:
                 for concurrency in args.concurrency:
-                    measured = drive(address, requests, concurrency, args.duration,
-                                     args.processes)  # fmt: skip
-                    row: dict[str, Any] = {
-                        "target": name,
-                        "server_processes": args.server_processes,
-                        **measured,
-                    }
-                    print(json.dumps(row, ensure_ascii=False), flush=True)
-                    rows.append(row)
+                    for client in clients:
+                        if client == "native" and loadgen is not None:
+                            measured = drive_native(
+                                loadgen, address, requests, concurrency, args.duration,
+                                args.processes * CHANNELS_PER_CLIENT,
+                            )  # fmt: skip
+                        else:
+                            measured = drive(address, requests, concurrency, args.duration,
+                                             args.processes)  # fmt: skip
+                        row: dict[str, Any] = {
+                            "target": name,
+                            "server_processes": args.server_processes,
+                            **measured,
+                        }
+                        print(json.dumps(row, ensure_ascii=False), flush=True)
+                        rows.append(row)
             finally:
                 if process is not None:
                     process.terminate()
@@ -483,8 +513,9 @@ def main() -> int:
         if row["target"] == "trivial server":
             continue
         base = next(r for r in rows if r["target"] == "trivial server"
-                    and r["concurrency"] == row["concurrency"])  # fmt: skip
-        ratios[f"{row['target']} @ {row['concurrency']}"] = round(
+                    and r["concurrency"] == row["concurrency"]
+                    and r["client"] == row["client"])  # fmt: skip
+        ratios[f"{row['target']} @ {row['concurrency']}, {row['client']} client"] = round(
             row["throughput_rps"] / base["throughput_rps"], 3
         )
     payload = {
