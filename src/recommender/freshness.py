@@ -47,8 +47,9 @@ class ListTable:
         self.stored = stored if space is not None else None
         self.depth = self.stored.depth if self.stored is not None else 0
         self.snapshot_field = snapshot_field(snapshot_name)
-        # the snapshot's rows (a row space's map is never mutated: writes copy it)
-        self._base_row: Mapping[int, int] = space.row_of if space is not None else {}
+        # the snapshot's rows: its plain dict (``word_rows``, never mutated), not the layered
+        # ``row_of``, since every lookup reads it
+        self._base_row: Mapping[int, int] = space.word_rows if space is not None else {}
         self._base_keys = space.int_ids[: space.n_main] if space is not None else np.zeros(0)
         self._entries: dict[int, StoredList] = {}  # recomputed since the snapshot
         self._held_by: dict[int, set[int]] = {}  # story -> recomputed lists that hold it

@@ -131,7 +131,7 @@ class LiveIndex:
         set_threads(SERVING_THREADS)  # measured: one thread per query serves fastest
         snapshot = load_snapshot(self.index_dir)
         base = RowSpace.from_snapshot(snapshot)
-        stored = StoredLists.load(snapshot.path, base.row_of)
+        stored = StoredLists.load(snapshot.path, base.word_rows)  # a plain dict: C-speed lookups
         table = ListTable(stored, base, snapshot.manifest.name)
         with self._write_lock:
             space, seq = base, snapshot.manifest.store_seq

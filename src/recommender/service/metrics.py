@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -41,8 +42,21 @@ class Metrics:
 
     def observe(self, method: str, code: str, seconds: float) -> None:
         """Count one request and its latency."""
-        self.requests.labels(method=method, code=code).inc()
-        self.latency.labels(method=method).observe(seconds)
+        self.observer(method)(code, seconds)
+
+    def observer(self, method: str) -> Callable[[str, float], None]:
+        """``observe`` for one method, with its labelled series looked up once, not per call."""
+        latency = self.latency.labels(method=method)
+        counters: dict[str, Any] = {}
+
+        def observe(code: str, seconds: float) -> None:
+            counter = counters.get(code)
+            if counter is None:
+                counter = counters[code] = self.requests.labels(method=method, code=code)
+            counter.inc()
+            latency.observe(seconds)
+
+        return observe
 
     def track(
         self,
