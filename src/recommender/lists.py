@@ -182,7 +182,7 @@ class StoredLists:
         self.spec_offsets = arrays["spec_offsets"]
         self.card_offsets = arrays["card_offsets"]
         # a memoryview indexes to a Python int in tens of nanoseconds, a numpy array in hundreds
-        self._card_bounds = memoryview(np.ascontiguousarray(self.card_offsets, dtype=np.int64))
+        self._card_bounds = memoryview(np.ascontiguousarray(self.card_offsets, dtype=np.int64).data)
         self.updated = arrays["updated"]
         self.specs = specs
         self.cards = cards
