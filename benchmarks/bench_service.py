@@ -11,8 +11,9 @@ duration, and reports throughput and p50 / p95 / p99 latency, from two load gene
 - ``python``: asyncio gRPC clients in ``--processes`` processes, what a Python backend
   calling the service sees (each call costs the client about as much CPU as the server).
 
-Both use 8 connections (with SO_REUSEPORT the kernel spreads connections over the server's
-processes). In the same run, the same load against a
+With SO_REUSEPORT the kernel spreads connections, not requests, over the server's processes:
+the C client opens 16 connections (fewer when fewer requests are in flight), the Python one 4
+per process. In the same run, the same load against a
 trivial gRPC server with as many processes that answers every ``Related`` with a constant
 10-result response (a real answer of median size, so both send as many bytes): what Python
 gRPC itself costs here. Writes benchmarks/results/service.json
@@ -229,6 +230,9 @@ def drive(
 LOADGEN_SOURCE = ROOT / "benchmarks" / "loadgen" / "grpc_load.c"
 LOADGEN = ROOT / "var" / "grpc_load"  # built by `make bench-service` (needs libnghttp2-dev)
 RELATED_PATH = "/recommender.v1.Recommender/Related"
+# The C client's connections (at most one per request in flight): the kernel spreads
+# connections over the server's processes at random, and 16 spread more evenly than 8
+NATIVE_CONNECTIONS = 16
 
 
 def native_loadgen() -> Path | None:
@@ -489,7 +493,7 @@ def main() -> int:
                         if client == "native" and loadgen is not None:
                             measured = drive_native(
                                 loadgen, address, requests, concurrency, args.duration,
-                                args.processes * CHANNELS_PER_CLIENT,
+                                NATIVE_CONNECTIONS,
                             )  # fmt: skip
                         else:
                             measured = drive(address, requests, concurrency, args.duration,

@@ -113,6 +113,8 @@ def _varint(value: int) -> bytes:
 
 
 _ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+# the varint of every item size below 16 KiB (an item is a few hundred bytes), computed once
+_TWO_BYTES = [*_ONE_BYTE, *(bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(0x80, 0x4000))]
 
 
 def snapshot_field(name: str) -> bytes:
@@ -231,11 +233,29 @@ class StoredLists:
         )
 
     def encoded(self, row: int, k: int, snapshot_field: bytes) -> bytes:
-        """``entry(row).encoded(k, snapshot_field)`` without building the entry (the lookup
-        of every page view: slices of the mapped files, joined once)."""
+        """``entry(row).encoded(k, snapshot_field)`` without building the entry: slices of
+        the mapped files, joined once. Every page view runs this, in the server's threads
+        between gRPC's own work, so it stays one flat loop over plain ints and bytes."""
+        depth = self.depth
+        offsets = self.spec_offsets[row].tolist()
+        keys = self.keys[row, : min(k, depth)].tolist()
+        other = self.other[row].tolist()
+        specs, cards, bounds, position = self.specs, self.cards, self._card_bounds, self.position
         parts: list[bytes] = []
-        for tag, card, spec in self._items(row, k):
-            parts += (tag, _varint(len(card) + len(spec)), card, spec)
+        for tag, first, group in ((_RESULTS, 0, keys), (_OTHER, depth, other)):
+            for slot, key in enumerate(group, start=first):
+                if key < 0:
+                    continue
+                card_row = position[key]
+                start, end = bounds[card_row], bounds[card_row + 1]
+                spec_start, spec_end = offsets[slot], offsets[slot + 1]
+                size = end - start + spec_end - spec_start
+                parts += (
+                    tag,
+                    _TWO_BYTES[size] if size < len(_TWO_BYTES) else _varint(size),
+                    cards[start:end],
+                    specs[spec_start:spec_end],
+                )
         parts.append(snapshot_field)
         return b"".join(parts)
 

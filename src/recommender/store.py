@@ -9,6 +9,7 @@ so a reader holding an older copy can catch up with ``changes_since``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -63,6 +64,7 @@ _COLUMNS = "int_id, id, title, lead, body, lang, published_at, url, source, sect
 _BATCH = 500
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every request hashes its id: hot ids repeat
 def int_id(article_id: str) -> int:
     """The 63-bit FAISS id of an article id (stable across machines and rebuilds)."""
     digest = hashlib.sha256(article_id.encode("utf-8")).digest()
