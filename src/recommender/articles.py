@@ -1,12 +1,16 @@
 """The Article record and its readers (JSONL, JSONL.gz, CSV, stdin), with validation.
 
 A record that fails validation becomes a ``Rejection`` naming the file, line, field and
-reason; reading goes on, so valid records still land. Fields outside the schema are kept as
-``metadata``.
+reason; reading goes on, so valid records still land: each line is decoded, parsed and
+validated on its own (invalid UTF-8, JSON nested too deeply, a 5,000-digit number, a lone
+surrogate or an oversized field costs that record only). Fields outside the schema are kept as
+``metadata``. An id seen again later in the same run is reported as a ``Duplicate`` (the later
+record wins, as it would if written later).
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import hashlib
@@ -14,11 +18,12 @@ import io
 import json
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from recommender.errors import InvalidInputError
 from recommender.text import clean_text
@@ -28,6 +33,19 @@ SCHEMA_FIELDS = (
 )  # fmt: skip
 _LANG = re.compile(r"^[a-z]{2}$")
 MAX_ID_LENGTH = 512
+# An article's text and metadata, UTF-8: far above any news article, far below the 4 MiB a
+# gRPC client receives by default (``GetArticle`` returns the article whole) and the server's
+# 16 MiB message limit, so every stored article can be read back.
+MAX_ARTICLE_BYTES = 2 * 1024 * 1024
+# CSV fields may be as large as an article (the csv module's default stops at 128 KiB)
+csv.field_size_limit(MAX_ARTICLE_BYTES + 1)
+_ECHO_LIMIT = 120  # characters of a rejected value quoted back in a message
+
+
+def echo(value: object, limit: int = _ECHO_LIMIT) -> str:
+    """``repr`` of a value for an error message, cut to ``limit`` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -103,7 +121,7 @@ def parse_date_field(value: str | None, field: str) -> datetime | None:
     try:
         return parse_datetime(value)
     except ValueError:
-        raise InvalidInputError(f"{value!r} is not an ISO 8601 date", field=field) from None
+        raise InvalidInputError(f"{echo(value)} is not an ISO 8601 date", field=field) from None
 
 
 def _text_field(record: dict[str, Any], name: str) -> str:
@@ -117,6 +135,26 @@ def _text_field(record: dict[str, Any], name: str) -> str:
     return value
 
 
+def _check_encodable(record: dict[str, Any]) -> int:
+    """The record's size in UTF-8; a string that cannot be stored (a lone surrogate, from a
+    JSON escape such as ``\\ud800`` or undecodable bytes) names its field."""
+    size = 0
+    for name, value in record.items():
+        try:
+            size += len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"holds a character UTF-8 cannot encode (a lone surrogate or undecodable "
+                f"bytes) at position {exc.start}",
+                field=str(name)[:_ECHO_LIMIT],
+            ) from None
+        except (ValueError, RecursionError, TypeError) as exc:
+            raise InvalidInputError(
+                f"cannot be stored: {exc}", field=str(name)[:_ECHO_LIMIT]
+            ) from None
+    return size
+
+
 def article_from_record(
     record: Any, detect_language: bool = True, *, csv_tags: bool = False
 ) -> Article:
@@ -124,6 +162,14 @@ def article_from_record(
     if not isinstance(record, dict):
         raise InvalidInputError(
             f"a record must be a JSON object, got {type(record).__name__}", field="record"
+        )
+    size = _check_encodable(record)
+    if size > MAX_ARTICLE_BYTES:
+        largest = max(record, key=lambda name: len(str(record[name])))
+        raise InvalidInputError(
+            f"the article is {size:,} bytes, over the limit of {MAX_ARTICLE_BYTES:,} "
+            f"(largest field: {str(largest)[:_ECHO_LIMIT]})",
+            field=str(largest)[:_ECHO_LIMIT],
         )
     article_id = _text_field(record, "id").strip()
     if not article_id:
@@ -145,7 +191,7 @@ def article_from_record(
         lang = lang.split("-")[0].split("_")[0]
         if not _LANG.match(lang):
             raise InvalidInputError(
-                f"{record.get('lang')!r} is not an ISO 639-1 code", field="lang"
+                f"{echo(record.get('lang'))} is not an ISO 639-1 code", field="lang"
             )
     elif detect_language:
         lang = detect_lang(" ".join((title, lead, body[:1000])))
@@ -159,7 +205,7 @@ def article_from_record(
             published_at = parse_datetime(raw_date)
         except ValueError:
             raise InvalidInputError(
-                f"{raw_date!r} is not an ISO 8601 date or datetime", field="published_at"
+                f"{echo(raw_date)} is not an ISO 8601 date or datetime", field="published_at"
             ) from None
 
     raw_tags = record.get("tags")
@@ -220,59 +266,119 @@ class Deletion:
     line: int
 
 
-ReadResult = Article | Rejection | Deletion
+@dataclass(frozen=True)
+class Duplicate:
+    """An id read again in the same run: the later record (``file:line``) wins."""
+
+    id: str
+    file: str
+    line: int
+    first_file: str
+    first_line: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.file}:{self.line}: id {echo(self.id)} was already read at "
+            f"{self.first_file}:{self.first_line}; the later record wins"
+        )
 
 
-def _open_text(path: str) -> TextIO:
+ReadResult = Article | Rejection | Deletion | Duplicate
+
+
+def _open_binary(path: str) -> BinaryIO:
     if path == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8")
+        return sys.stdin.buffer
     if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8", newline="")
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def missing_sources(paths: Iterable[str | Path]) -> list[str]:
+    """The sources that are not readable files (``-`` is stdin): check them all before any
+    work, so that a typo in the last one does not leave the first ones half indexed."""
+    return [str(p) for p in paths if str(p) != "-" and not Path(p).is_file()]
 
 
 def read_articles(path: str | Path, detect_language: bool = True) -> Iterator[ReadResult]:
     """Articles and rejections from one source, in file order (line numbers from 1).
 
     ``.csv`` (header row; ``tags`` separated by ``|``, ``;`` or ``,``) or JSON lines
-    (``.jsonl``, ``.jsonl.gz``, ``-`` for stdin). A missing file raises ``InvalidInputError``.
+    (``.jsonl``, ``.jsonl.gz``, ``-`` for stdin); a UTF-8 byte order mark is allowed. A
+    missing file raises ``InvalidInputError``.
     """
-    name = str(path)
-    if name != "-" and not Path(name).is_file():
+    for _, item in _located(str(path), detect_language):
+        yield item
+
+
+def _located(name: str, detect_language: bool) -> Iterator[tuple[int, ReadResult]]:
+    """``read_articles`` with each result's line number."""
+    if missing_sources([name]):
         raise InvalidInputError(f"{name}: no such file", field="source")
     is_csv = name.removesuffix(".gz").endswith(".csv")
-    with _open_text(name) as handle:
+    with _open_binary(name) as raw:
         try:
             if is_csv:
-                yield from _read_csv(handle, name, detect_language)
+                # undecodable bytes become lone surrogates, rejected with their record
+                text = io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape",
+                                        newline="")  # fmt: skip
+                yield from _read_csv(text, name, detect_language)
             else:
-                yield from _read_jsonl(handle, name, detect_language)
+                yield from _read_jsonl(raw, name, detect_language)
+        except (OSError, EOFError, zlib.error) as exc:  # truncated gzip and the like
+            yield 0, Rejection(name, 0, "file", f"cannot read further: {exc}")
+
+
+def _read_jsonl(
+    handle: BinaryIO, name: str, detect_language: bool
+) -> Iterator[tuple[int, ReadResult]]:
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        if not raw.strip():
+            continue
+        try:
+            line = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            yield Rejection(name, 0, "encoding", f"file is not UTF-8: {exc}")
-        except (OSError, EOFError) as exc:  # truncated gzip and the like
-            yield Rejection(name, 0, "file", f"cannot read further: {exc}")
-
-
-def _read_jsonl(handle: TextIO, name: str, detect_language: bool) -> Iterator[ReadResult]:
-    for number, line in enumerate(handle, start=1):
-        if not line.strip():
+            reason = f"not UTF-8: byte {exc.start + 1} of the line ({exc.reason})"
+            yield number, Rejection(name, number, "encoding", reason)
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield Rejection(name, number, "json", f"invalid JSON: {exc.msg} at column {exc.colno}")
+            reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
+            yield number, Rejection(name, number, "json", reason)
             continue
-        yield _validated(record, name, number, detect_language, csv_tags=False)
+        except RecursionError:
+            yield number, Rejection(name, number, "json", "JSON nested too deeply")
+            continue
+        except ValueError as exc:  # e.g. an integer of thousands of digits
+            yield number, Rejection(name, number, "json", f"invalid JSON: {str(exc)[:200]}")
+            continue
+        yield number, _validated(record, name, number, detect_language, csv_tags=False)
 
 
-def _read_csv(handle: TextIO, name: str, detect_language: bool) -> Iterator[ReadResult]:
+def _read_csv(handle: TextIO, name: str, detect_language: bool) -> Iterator[tuple[int, ReadResult]]:
     reader = csv.DictReader(handle)
-    if reader.fieldnames is None or "id" not in reader.fieldnames:
-        yield Rejection(name, 1, "id", "CSV header has no 'id' column")
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        yield 1, Rejection(name, 1, "header", f"unreadable CSV header: {exc}")
         return
-    for row in reader:
+    if fieldnames is None or "id" not in fieldnames:
+        yield 1, Rejection(name, 1, "id", "CSV header has no 'id' column")
+        return
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield start, Rejection(name, start, "record", f"unreadable CSV record: {exc}")
+            continue
         record = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
-        yield _validated(record, name, reader.line_num, detect_language, csv_tags=True)
+        yield start, _validated(record, name, start, detect_language, csv_tags=True)
 
 
 def _validated(
@@ -286,10 +392,29 @@ def _validated(
     try:
         return article_from_record(record, detect_language, csv_tags=csv_tags)
     except InvalidInputError as exc:
-        return Rejection(name, number, exc.field or "record", str(exc), record)
+        return Rejection(name, number, exc.field or "record", str(exc), _storable(record))
+
+
+def _storable(record: Any) -> Any:
+    """The rejected record as the rejects file can hold it (JSON in UTF-8), else a note."""
+    try:
+        text = json.dumps(record, ensure_ascii=False)
+        text.encode("utf-8")
+    except (ValueError, RecursionError, TypeError, UnicodeEncodeError):
+        return "(not stored: the record cannot be written back as JSON)"
+    return record if len(text) <= 10_000 else f"(not stored: {len(text):,} characters)"
 
 
 def read_many(paths: Iterable[str | Path], detect_language: bool = True) -> Iterator[ReadResult]:
-    """``read_articles`` over several sources, in order."""
+    """``read_articles`` over several sources, in order, with ids read twice reported
+    (a ``Duplicate`` just before the later record)."""
+    first_seen: dict[str, tuple[str, int]] = {}
     for path in paths:
-        yield from read_articles(path, detect_language)
+        name = str(path)
+        for number, item in _located(name, detect_language):
+            if isinstance(item, Article):
+                where = first_seen.get(item.id)
+                if where is not None:
+                    yield Duplicate(item.id, name, number, *where)
+                first_seen[item.id] = (name, number)
+            yield item

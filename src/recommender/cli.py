@@ -66,6 +66,10 @@ def _cmd_index(args: argparse.Namespace) -> int:
     if not 0 <= args.list_depth <= LIST_DEPTH:
         raise InvalidInputError(f"must be between 0 and {LIST_DEPTH}", field="list_depth")
     summary = index_sources(config, args.sources)
+    for duplicate in summary.duplicate_notes[:20]:
+        print(f"duplicate: {duplicate}", file=sys.stderr)
+    if summary.duplicates > 20:
+        print(f"... and {summary.duplicates - 20} more duplicate ids", file=sys.stderr)
     for rejection in summary.rejections[:20]:
         print(f"rejected: {rejection}", file=sys.stderr)
     if summary.rejected > 20:

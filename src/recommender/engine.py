@@ -16,6 +16,7 @@ torch in memory.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Sequence
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from recommender import candidates, queries
-from recommender.articles import Article, detect_lang
+from recommender.articles import Article, detect_lang, echo
 from recommender.embedding import Embedder
 from recommender.errors import InvalidInputError, ModelError, NotFoundError
 from recommender.explain import RelatedItem, RelatedResponse, build_response
@@ -42,6 +43,7 @@ from recommender.text import TextRecipe
 from recommender.writer import LiveIndex
 
 MAX_K = 100
+_LANG_CODE = re.compile(r"[a-z]{2}")
 MAX_TEXT_CHARS = 100_000
 # A request without filters or options: adapters pass these very objects, so recognising
 # the page-view request costs an identity check (``_answerable``)
@@ -210,6 +212,8 @@ class Engine:
             )
         if negative_ids and not positive_ids:
             raise InvalidInputError("negative_ids need positive_ids", field="negative_ids")
+        if lang is not None and lang and not _LANG_CODE.fullmatch(lang):
+            raise InvalidInputError(f"{echo(lang)} is not an ISO 639-1 code", field="lang")
         filters, options = filters or Filters(), options or RankingOptions()
         if article_id is not None:
             stored = self._stored_list(article_id, k, filters, options)
@@ -300,14 +304,14 @@ class Engine:
         key = int_id(article_id)
         article = self.space.articles([key]).get(key)
         if article is None:
-            raise NotFoundError(f"unknown article id {article_id!r}")
+            raise NotFoundError(f"unknown article id {echo(article_id)}")
         return article
 
     def article_vector(self, article_id: str) -> np.ndarray:
         """The indexed vector of an article; NotFoundError when unknown."""
         vector = self.space.vectors.vector(int_id(article_id))
         if vector is None:
-            raise NotFoundError(f"unknown article id {article_id!r}")
+            raise NotFoundError(f"unknown article id {echo(article_id)}")
         return vector
 
     def text_vector(self, text: str) -> np.ndarray:

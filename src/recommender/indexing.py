@@ -20,9 +20,18 @@ from typing import Any
 import numpy as np
 
 from recommender import listbuild
-from recommender.articles import Article, Deletion, Rejection, read_many
+from recommender.articles import (
+    Article,
+    Deletion,
+    Duplicate,
+    Rejection,
+    missing_sources,
+    read_many,
+)
 from recommender.config import IndexConfig
 from recommender.embedding import Embedder, EmbeddingCache
+from recommender.errors import InvalidInputError
+from recommender.index.factory import check_spec
 from recommender.snapshot import (
     CACHE_FILE,
     FORMAT_VERSION,
@@ -36,6 +45,7 @@ from recommender.store import ArticleStore
 from recommender.writer import embed_texts, prepare_texts, store_articles
 
 REJECTS_FILE = "rejects.jsonl"
+MAX_DUPLICATE_NOTES = 100  # duplicates described one by one in a run's summary
 
 
 @dataclass
@@ -53,14 +63,17 @@ class IndexSummary:
     snapshot: str | None = None
     snapshot_built: bool = False
     rejects_file: str | None = None
+    duplicates: int = 0  # ids read again in this run (the later record won)
     seconds: float = 0.0
     lists_seconds: float = 0.0  # of ``seconds``: computing the stored lists
     rejections: list[Rejection] = field(default_factory=list, repr=False)
+    duplicate_notes: list[Duplicate] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (without the rejection records)."""
+        """JSON-ready form (without the rejection and duplicate records)."""
         data = asdict(self)
         data.pop("rejections")
+        data.pop("duplicate_notes")
         return data
 
 
@@ -92,6 +105,10 @@ def index_sources(
 ) -> IndexSummary:
     """Run the job over ``sources`` into ``config.index_dir``; see the module docstring."""
     started = time.perf_counter()
+    check_spec(config.index_type)
+    missing = missing_sources(sources)
+    if missing:  # checked before any work: nothing is half indexed
+        raise InvalidInputError(f"no such file: {', '.join(missing)}", field="source")
     root = Path(config.index_dir)
     root.mkdir(parents=True, exist_ok=True)
     summary = IndexSummary()
@@ -117,6 +134,12 @@ def index_sources(
                 if isinstance(record_id, str):
                     rejected_ids.add(record_id.strip())
                 continue
+            if isinstance(item, Duplicate):
+                summary.read -= 1  # a note about the next item, not an item
+                summary.duplicates += 1
+                if len(summary.duplicate_notes) < MAX_DUPLICATE_NOTES:
+                    summary.duplicate_notes.append(item)
+                continue
             if isinstance(item, Deletion):
                 _flush(pending, store, counting, config, summary)
                 summary.deleted += len(store.delete([item.id]))
@@ -133,6 +156,16 @@ def index_sources(
 
         if config.sync:
             gone = store.all_ids() - seen - rejected_ids
+            unreadable = [r for r in summary.rejections if r.line == 0]
+            if gone and (not seen or unreadable):
+                # a sync deletes what the sources no longer hold: from an empty, all-rejected
+                # or partly unreadable source that would be everything, or an unknown part
+                why = f"{unreadable[0]}" if unreadable else "the sources hold no valid article"
+                raise InvalidInputError(
+                    f"--sync refused: {why}; it would delete {len(gone):,} of "
+                    f"{len(store):,} articles. Nothing was deleted.",
+                    field="sync",
+                )
             summary.deleted += len(store.delete(sorted(gone)))
 
         summary.rejected = len(summary.rejections)
@@ -145,6 +178,15 @@ def index_sources(
                     handle.write(json.dumps(rejection.to_dict(), ensure_ascii=False) + "\n")
             summary.rejects_file = str(rejects_path)
 
+        if not len(store):
+            # an index of nothing serves nothing: the previous snapshot (if any) stays
+            raise InvalidInputError(
+                f"no article to index: {summary.read:,} records read, {summary.rejected:,} "
+                "rejected"
+                + (f" (reasons in {summary.rejects_file})" if summary.rejects_file else "")
+                + "; the serving snapshot, if any, is unchanged",
+                field="source",
+            )
         if _needs_snapshot(root, store, counting.identity, config.index_type, config.list_depth):
             manifest = build_snapshot(
                 root,

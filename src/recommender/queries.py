@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from recommender.articles import echo
 from recommender.errors import InvalidInputError, NotFoundError
 from recommender.rowspace import RowSpace
 from recommender.store import int_id
@@ -49,7 +50,7 @@ def article_query(space: RowSpace, positive: Sequence[str], negative: Sequence[s
         raise InvalidInputError(f"at most {MAX_EXAMPLES} example ids", field="positive_ids")
     for article_id in [*positive, *negative]:
         if int_id(article_id) not in space.row_of:
-            raise NotFoundError(f"unknown article id {article_id!r}")
+            raise NotFoundError(f"unknown article id {echo(article_id)}")
     return _weighted(space, positive, np.ones(len(positive)), negative)
 
 

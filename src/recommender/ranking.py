@@ -119,8 +119,12 @@ class RankingOptions:
     def __post_init__(self) -> None:
         if not 0.0 <= self.dense_weight <= 1.0:
             raise InvalidInputError("must be between 0 and 1", field="options.dense_weight")
-        if self.recency_half_life_days is not None and self.recency_half_life_days <= 0:
-            raise InvalidInputError("must be positive", field="options.recency_half_life_days")
+        half_life = self.recency_half_life_days
+        if half_life is not None and not (math.isfinite(half_life) and half_life > 0):
+            raise InvalidInputError(
+                f"must be a positive number of days, got {half_life}",
+                field="options.recency_half_life_days",
+            )
         if self.dedup_threshold is not None and not 0.0 < self.dedup_threshold <= 1.0:
             raise InvalidInputError("must be in (0, 1]", field="options.dedup_threshold")
         if self.mmr_lambda is not None and not 0.0 <= self.mmr_lambda <= 1.0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import faiss as _faiss
@@ -22,6 +23,31 @@ HNSW_EF_SEARCH = 64
 IVF_NPROBE = 16
 
 
+_COUNTS = re.compile(r"(HNSW|IVF|PQ|NSG)(\d+)")
+_MINIMUM = {"HNSW": 2, "IVF": 1, "PQ": 1, "NSG": 2}  # below these FAISS aborts or fails late
+
+
+def check_spec(spec: str) -> None:
+    """Refuse index types that FAISS would accept, then abort on (``HNSW0`` kills the process
+    with an assertion) or that make no sense here; call it before any work."""
+    if spec == "auto":
+        return
+    if not spec or len(spec) > 100 or not re.fullmatch(r"[A-Za-z0-9_,.x]+", spec):
+        raise InvalidInputError(
+            f"{spec[:100]!r} is not a FAISS factory string (e.g. Flat, HNSW32,Flat, "
+            "IVF1024,Flat, IVF1024,PQ64)",
+            field="index_type",
+        )
+    if "IDMap" in spec:
+        raise InvalidInputError("give the factory string without IDMap", field="index_type")
+    for kind, count in _COUNTS.findall(spec):
+        if int(count) < _MINIMUM[kind]:
+            raise InvalidInputError(
+                f"{kind}{count} in {spec!r}: {kind} needs at least {_MINIMUM[kind]}",
+                field="index_type",
+            )
+
+
 def resolve_spec(spec: str, n_vectors: int) -> str:
     """The FAISS factory string for ``spec`` ("auto" picks by corpus size)."""
     if spec == "auto":
@@ -31,6 +57,7 @@ def resolve_spec(spec: str, n_vectors: int) -> str:
 
 def new_faiss_index(spec: str, dimension: int) -> Any:
     """An empty inner-product FAISS index for a factory string, with our search settings."""
+    check_spec(spec)
     try:
         index = faiss.index_factory(dimension, spec, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as exc:

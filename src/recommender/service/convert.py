@@ -217,6 +217,14 @@ def article_from_pb(message: pb.Article, position: int) -> Article:
             raise InvalidInputError(
                 f"not JSON: {exc.msg}", field=f"articles[{position}].metadata_json"
             ) from None
+        except RecursionError:
+            raise InvalidInputError(
+                "JSON nested too deeply", field=f"articles[{position}].metadata_json"
+            ) from None
+        except ValueError as exc:  # e.g. an integer of thousands of digits
+            raise InvalidInputError(
+                f"not usable JSON: {str(exc)[:200]}", field=f"articles[{position}].metadata_json"
+            ) from None
         if not isinstance(metadata, dict):
             raise InvalidInputError(
                 "must be a JSON object", field=f"articles[{position}].metadata_json"

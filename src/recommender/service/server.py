@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -221,14 +222,31 @@ def _add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
     service = pb.DESCRIPTOR.services_by_name["Recommender"]
     handlers = {
         method.name: grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, method.name),
-            request_deserializer=getattr(pb, method.input_type.name).FromString,
+            _parsing(getattr(servicer, method.name), getattr(pb, method.input_type.name)),
+            request_deserializer=None,  # bytes: parsed in the call, see ``_parsing``
             response_serializer=_serialize,
         )
         for method in service.methods
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+def _parsing(method: Any, message_type: Any) -> Any:
+    """``method`` called with its request parsed from the wire bytes. Parsing here, not in a
+    gRPC deserializer, lets malformed bytes (random data, invalid UTF-8 in a string field)
+    be an INVALID_ARGUMENT naming the message, after the token check, where a deserializer
+    that raises makes gRPC answer INTERNAL and log a traceback."""
+    name = message_type.DESCRIPTOR.name
+
+    def call(request: bytes, context: Any) -> Any:
+        try:
+            parsed = message_type.FromString(request)
+        except DecodeError as exc:
+            raise InvalidInputError(f"not a valid {name} message: {exc}", field="request") from None
+        return method(parsed, context)
+
+    return call
 
 
 def _serialize(message: Any) -> bytes:
