@@ -7,7 +7,9 @@ code the CLI returns for it (and, once the service exists, the gRPC status it ma
     ├── InvalidInputError            exit 2   INVALID_ARGUMENT  bad argument, field or record
     ├── NotFoundError                exit 3   NOT_FOUND         unknown article id, missing index
     ├── ModelError                   exit 4   FAILED_PRECONDITION  model cannot be loaded or used
-    └── NotReadyError                exit 5   UNAVAILABLE       index not loaded yet
+    ├── NotReadyError                exit 5   UNAVAILABLE       index not loaded yet
+    ├── SnapshotError                exit 6   INTERNAL          a snapshot is corrupt (snapshot.py)
+    └── StoreError                   exit 7   FAILED_PRECONDITION  the working store is unusable
 """
 
 from __future__ import annotations
@@ -48,3 +50,10 @@ class NotReadyError(RecommenderError):
     """The engine cannot answer yet (no index loaded)."""
 
     exit_code = 5
+
+
+class StoreError(RecommenderError):
+    """The working store cannot be used (corrupt or unreadable); the message says how to
+    restore it."""
+
+    exit_code = 7

@@ -39,6 +39,7 @@ from recommender.snapshot import (
     build_snapshot,
     current_name,
     read_manifest,
+    snapshot_problem,
     working_store,
 )
 from recommender.store import ArticleStore
@@ -245,6 +246,8 @@ def _needs_snapshot(
         manifest: Manifest = read_manifest(root / "snapshots" / name)
     except Exception:
         return True
+    if snapshot_problem(root / "snapshots" / name) is not None:
+        return True  # the serving snapshot is damaged: publish a sound one even if unchanged
     same_type = index_type == "auto" or index_type == manifest.index_type
     return (
         manifest.store_seq != store.seq

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.errors import InvalidInputError, NotFoundError, RecommenderError
+from recommender.errors import InvalidInputError, NotFoundError, RecommenderError, StoreError
 from recommender.files import fsync_dir, fsync_file, sha256_file
 from recommender.index import VectorIndex
 from recommender.lexical import LexicalModel
@@ -256,6 +257,48 @@ def load_snapshot(index_dir: str | Path, name: str | None = None, *, mmap: bool 
     return open_snapshot(path, mmap=mmap)
 
 
+def load_newest_good(index_dir: str | Path) -> tuple[Snapshot, list[str]]:
+    """The snapshot ``CURRENT`` names or, when it cannot be loaded (corrupt, incomplete, an
+    older format), the newest one that can: a server then starts on the last good index
+    instead of refusing to. Returns the snapshot and the problems met on the way;
+    ``NotFoundError`` when nothing is published yet, ``SnapshotError`` when none loads."""
+    root = Path(index_dir)
+    if not root.is_dir():
+        raise NotFoundError(f"index directory {root} does not exist; run `recommender index`")
+    current = current_name(root)
+    if current is None:
+        raise NotFoundError(f"{root} has no published snapshot yet; run `recommender index`")
+    folder = root / SNAPSHOTS_DIR
+    others = sorted(
+        (p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        reverse=True,  # names start with their build time
+    )
+    problems: list[str] = []
+    for name in [current, *(n for n in others if n != current)]:
+        try:
+            return open_snapshot(folder / name), problems
+        except SnapshotError as exc:
+            problems.append(str(exc))
+    raise SnapshotError(f"no snapshot in {folder} can be loaded: {'; '.join(problems)}")
+
+
+def snapshot_problem(path: Path) -> str | None:
+    """Why the snapshot in ``path`` cannot serve (manifest, format, checksums), or None."""
+    try:
+        manifest = read_manifest(path)
+        if manifest.format_version != FORMAT_VERSION:
+            return f"format {manifest.format_version}, not {FORMAT_VERSION}"
+        for filename, expected in manifest.checksums.items():
+            file = path / filename
+            if not file.is_file():
+                return f"{filename} is missing"
+            if sha256_file(file) != expected:
+                return f"{filename} does not match its checksum"
+    except SnapshotError as exc:
+        return str(exc)
+    return None
+
+
 def open_snapshot(path: Path, *, mmap: bool = True, verify: bool = True) -> Snapshot:
     """Load the snapshot in ``path``, checking every file against its checksum (``verify``;
     off only for a snapshot being built, whose checksums are not written yet)."""
@@ -287,8 +330,23 @@ def open_snapshot(path: Path, *, mmap: bool = True, verify: bool = True) -> Snap
 
 
 def working_store(index_dir: str | Path) -> ArticleStore:
-    """The writable working store of an index directory (created when missing)."""
+    """The writable working store of an index directory (created when missing); a corrupt
+    one is a ``StoreError`` that says how to restore it from the serving snapshot."""
     root = Path(index_dir)
     if root.exists() and not root.is_dir():
         raise InvalidInputError(f"{root} is not a directory", field="index_dir")
-    return ArticleStore(root / STORE_FILE)
+    try:
+        return ArticleStore(root / STORE_FILE)
+    except sqlite3.DatabaseError as exc:
+        name = current_name(root)
+        restore = (
+            f"restore it from the serving snapshot (writes since {name} are lost): "
+            f"mv {root / STORE_FILE} {root / STORE_FILE}.corrupt && "
+            f"rm -f {root / STORE_FILE}-wal {root / STORE_FILE}-shm && "
+            f"cp {root / SNAPSHOTS_DIR / name / STORE_FILE} {root / STORE_FILE}"
+            if name
+            else "move it aside and run `recommender index` again"
+        )
+        raise StoreError(
+            f"the working store {root / STORE_FILE} is unreadable ({exc}); {restore}"
+        ) from None

@@ -21,12 +21,12 @@ import numpy as np
 from recommender.articles import Article
 from recommender.embedding import Embedder, EmbeddingCache
 from recommender.embedding.cache import text_hash
-from recommender.errors import InvalidInputError, ModelError, NotReadyError
+from recommender.errors import InvalidInputError, ModelError, NotReadyError, StoreError
 from recommender.freshness import ListTable
 from recommender.lists import StoredLists
 from recommender.rowspace import LiveArticle, RowSpace
 from recommender.runtime import SERVING_THREADS, set_threads
-from recommender.snapshot import CACHE_FILE, current_name, load_snapshot, working_store
+from recommender.snapshot import CACHE_FILE, current_name, load_newest_good, working_store
 from recommender.store import ArticleStore, UpsertOutcome, int_id
 from recommender.text import TextRecipe
 
@@ -107,10 +107,18 @@ class LiveIndex:
         self.folds = 0
         self._write_lock = threading.Lock()  # one writer at a time; a reload replays under it
         self._stop_watching = threading.Event()
-        self.store: ArticleStore | None = working_store(index_dir) if writable else None
+        self.store: ArticleStore | None = None
+        self.store_problem: str | None = None  # why writes are refused, when the store is bad
+        if writable:
+            try:
+                self.store = working_store(index_dir)
+            except StoreError as exc:  # serve the snapshot, refuse writes, say how to mend
+                self.store_problem = str(exc)
+                _log.error("%s; serving the snapshot read-only until then", exc)
         self.cache: EmbeddingCache | None = (
             EmbeddingCache(index_dir / CACHE_FILE) if writable else None
         )
+        self._refused: str | None = None  # the CURRENT snapshot that failed to load
 
     @property
     def space(self) -> RowSpace:
@@ -129,7 +137,11 @@ class LiveIndex:
         """Load (or reload) the published snapshot, verifying its checksums, then replay the
         working store's changes newer than it (writable indexes)."""
         set_threads(SERVING_THREADS)  # measured: one thread per query serves fastest
-        snapshot = load_snapshot(self.index_dir)
+        snapshot, problems = load_newest_good(self.index_dir)
+        for problem in problems:
+            _log.error("%s; serving %s instead", problem, snapshot.manifest.name)
+        current = current_name(self.index_dir)
+        self._refused = current if current != snapshot.manifest.name else None
         base = RowSpace.from_snapshot(snapshot)
         stored = StoredLists.load(snapshot.path, base.word_rows)  # a plain dict: C-speed lookups
         table = ListTable(stored, base, snapshot.manifest.name)
@@ -248,6 +260,8 @@ class LiveIndex:
         space = self._space
         if name is None or (space and space.snapshot and space.snapshot.manifest.name == name):
             return False
+        if name == self._refused:  # already found unloadable: wait for the next publication
+            return False
         self.load()
         return True
 
@@ -315,6 +329,8 @@ class LiveIndex:
         return removed
 
     def _writable_store(self) -> ArticleStore:
+        if self.store is None and self.store_problem is not None:
+            raise StoreError(self.store_problem)
         if self.store is None:
             raise InvalidInputError("this engine is read-only", field="index_dir")
         return self.store

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -20,6 +22,8 @@ CREATE TABLE IF NOT EXISTS embeddings (
 """
 _BATCH = 500  # below SQLite's default limit of host parameters per statement
 
+_log = logging.getLogger(__name__)
+
 
 def text_hash(text: str) -> bytes:
     """The cache key of a text: SHA-256 of its UTF-8 bytes."""
@@ -34,10 +38,29 @@ class EmbeddingCache:
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(path), check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
+        try:
+            self._conn = self._open()
+        except sqlite3.DatabaseError as exc:
+            # only a cache: set the damaged file aside (for a look) and start an empty one
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            _log.warning("embedding cache %s is unreadable (%s): moved to %s, starting empty",
+                         self.path, exc, aside)  # fmt: skip
+            self.path.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._conn = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(str(self.path), check_same_thread=False)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(_SCHEMA)
+            connection.execute("SELECT count(*) FROM embeddings LIMIT 1").fetchone()
+        except sqlite3.DatabaseError:
+            connection.close()
+            raise
+        return connection
 
     def get_many(self, model: str, hashes: Sequence[bytes]) -> dict[bytes, np.ndarray]:
         """The cached vectors among ``hashes`` (missing ones are absent from the result)."""

@@ -6,6 +6,7 @@ Error mapping is the one place where domain errors become gRPC status codes:
     NotFoundError      -> NOT_FOUND
     NotReadyError      -> UNAVAILABLE
     ModelError         -> FAILED_PRECONDITION
+    StoreError         -> FAILED_PRECONDITION (writes while the working store is unusable)
     anything else      -> INTERNAL          (logged with its traceback)
 """
 
@@ -25,6 +26,7 @@ from recommender.errors import (
     NotFoundError,
     NotReadyError,
     RecommenderError,
+    StoreError,
 )
 from recommender.service.metrics import Metrics
 
@@ -42,7 +44,7 @@ def status_of(error: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.NOT_FOUND, str(error)
     if isinstance(error, NotReadyError):
         return grpc.StatusCode.UNAVAILABLE, str(error)
-    if isinstance(error, ModelError):
+    if isinstance(error, ModelError | StoreError):
         return grpc.StatusCode.FAILED_PRECONDITION, str(error)
     if isinstance(error, RecommenderError):
         return grpc.StatusCode.INTERNAL, str(error)

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from concurrent import futures
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,11 +28,12 @@ from grpc_reflection.v1alpha import reflection
 from recommender.articles import parse_date_field
 from recommender.config import ServerConfig
 from recommender.engine import DEFAULT_OPTIONS, MAX_K, NO_FILTERS, Engine
-from recommender.errors import InvalidInputError
+from recommender.errors import InvalidInputError, NotFoundError
 from recommender.runtime import SERVING_THREADS, set_threads
 from recommender.service import convert
 from recommender.service.interceptors import ServiceInterceptor
 from recommender.service.metrics import Metrics
+from recommender.snapshot import SnapshotError
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 
@@ -132,9 +133,11 @@ class RunningServer:
     health: health.HealthServicer
     metrics: Metrics
     metrics_port: int | None
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def stop(self, grace: float | None = 5.0) -> None:
         """Say NOT_SERVING, finish in-flight calls within ``grace`` seconds, release the engine."""
+        self.stopping.set()
         self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
         self.server.stop(grace).wait()
@@ -199,21 +202,37 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
     )
     metrics_port = metrics.serve(config.metrics_port) if config.metrics_port is not None else None
 
+    stopping = threading.Event()
+
     def load() -> None:
+        # Until an index loads (none published yet, or none loadable) keep looking, NOT_SERVING:
+        # the server becomes SERVING by itself once `recommender index` publishes one.
+        said = None
+        while not engine.ready:
+            try:
+                engine.load()
+            except Exception as exc:
+                if str(exc) != said:  # say each new problem once, not every few seconds
+                    expected = isinstance(exc, NotFoundError | SnapshotError)
+                    log = _log.warning if expected else _log.exception
+                    log("cannot serve %s yet (%s); looking again every %.1f s",
+                        config.index_dir, exc, config.watch_interval)  # fmt: skip
+                    said = str(exc)
+                if stopping.wait(config.watch_interval):
+                    return
         try:
-            engine.load()
             if config.warm_model:
                 _ = engine.embedder  # text queries and upserts should not wait for the model
             engine.start_watching(config.watch_interval, config.follow_interval)
         except Exception:
-            _log.exception("could not load the index in %s", config.index_dir)
+            _log.exception("could not start serving the index in %s", config.index_dir)
             return
         for name in ("", SERVICE_NAME):
             health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
         _log.info("serving %s on port %d", engine.snapshot.manifest.name, port)
 
     threading.Thread(target=load, name="index-loader", daemon=True).start()
-    return RunningServer(server, port, engine, health_servicer, metrics, metrics_port)
+    return RunningServer(server, port, engine, health_servicer, metrics, metrics_port, stopping)
 
 
 def _add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
