@@ -5,6 +5,7 @@ keeps answering (issue 14, part 1). A real server on a real port over the sample
 from __future__ import annotations
 
 import shutil
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,15 @@ TRIED: Counter[str] = Counter()  # generated requests per test, reported at the 
 def server(sample_index: Path, model: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     index_dir = tmp_path_factory.mktemp("fuzz") / "index"
     shutil.copytree(sample_index, index_dir)
-    config = ServerConfig(
-        index_dir=index_dir, address="127.0.0.1:0", metrics_port=None, auth_token=TOKEN
-    )
+    config = ServerConfig(  # no write limit: the fuzzing writes hundreds a second
+        index_dir=index_dir, address="127.0.0.1:0", metrics_port=None, auth_token=TOKEN,
+        write_rate=0,
+    )  # fmt: skip
     engine = Engine(index_dir, embedder=Embedder(model=model), writable=True)
     running = create_server(config, engine)
+    deadline = time.monotonic() + 120
+    while not running.engine.ready and time.monotonic() < deadline:
+        time.sleep(0.1)
     yield running
     running.stop(grace=1)
     print(f"generated requests tried: {dict(TRIED)}")

@@ -240,7 +240,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         result_cache=args.result_cache,
         processes=args.processes,
         use_lists=not args.live_ranking,
+        write_rate=args.write_rate,
+        write_burst=args.write_burst,
     )
+    if args.write_rate < 0 or args.write_burst < 1:
+        raise InvalidInputError("--write-rate >= 0 and --write-burst >= 1", field="write_rate")
     return serve(config)
 
 
@@ -364,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_defaulted(serve, "--metrics-port", ServerConfig, "metrics_port", "-1 to disable")
     serve.add_argument("--auth-token-file", help="require this bearer token for writes")
     serve.add_argument("--auth-reads", action="store_true", help="require the token for reads")
+    add_defaulted(serve, "--write-rate", ServerConfig, "write_rate",
+                  "Upsert/Delete calls per second per client address (0: no limit)")  # fmt: skip
+    add_defaulted(serve, "--write-burst", ServerConfig, "write_burst",
+                  "calls a client may make at once before --write-rate applies")  # fmt: skip
     serve.add_argument("--tls-cert", help="PEM certificate chain")
     serve.add_argument("--tls-key", help="PEM private key")
     serve.add_argument(

@@ -62,3 +62,6 @@ class ServerConfig:
     use_lists: bool = True  # False: rank every request live (for comparisons)
     grace_seconds: float = 5.0
     warm_model: bool = True
+    # writes (Upsert, Delete calls) per second per client address, after a burst; 0: no limit
+    write_rate: float = 20.0
+    write_burst: int = 100

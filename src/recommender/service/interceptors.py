@@ -29,6 +29,7 @@ from recommender.errors import (
     StoreError,
 )
 from recommender.service.metrics import Metrics
+from recommender.service.ratelimit import WriteLimiter
 
 _log = logging.getLogger("recommender.service")
 
@@ -76,11 +77,16 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Auth, deadlines, error mapping and metrics for every Recommender method."""
 
     def __init__(
-        self, metrics: Metrics, token: str | None = None, auth_reads: bool = False
+        self,
+        metrics: Metrics,
+        token: str | None = None,
+        auth_reads: bool = False,
+        write_limiter: WriteLimiter | None = None,
     ) -> None:
         self.metrics = metrics
         self.token = token
         self.auth_reads = auth_reads
+        self.write_limiter = write_limiter
         # (method, authorized) -> wrapped handler: built once, not per call (at thousands of
         # calls a second, rebuilding the handler and its closures was a measurable share)
         self._handlers: dict[tuple[str, bool], grpc.RpcMethodHandler] = {}
@@ -108,6 +114,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def _wrapper(self, method: str, authorized: bool) -> Callable[[Any, Any, Any], Any]:
         observe = self.metrics.observer(method)
+        limiter = self.write_limiter if method in WRITE_METHODS else None
 
         def wrapper(inner: Any, request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -116,6 +123,11 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 if not authorized:
                     code = grpc.StatusCode.UNAUTHENTICATED
                     context.abort(code, "missing or wrong 'authorization: Bearer <token>'")
+                wait = limiter.allow(context.peer()) if limiter is not None else 0.0
+                if wait:
+                    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+                    context.abort(code, f"too many writes from this client: {limiter.rate:g} "  # type: ignore[union-attr]
+                                  f"per second at most; retry in {wait:.2f} s")  # fmt: skip
                 remaining = context.time_remaining()
                 if remaining is not None and remaining <= 0:
                     code = grpc.StatusCode.DEADLINE_EXCEEDED

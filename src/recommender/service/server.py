@@ -33,6 +33,7 @@ from recommender.runtime import SERVING_THREADS, set_threads
 from recommender.service import convert
 from recommender.service.interceptors import ServiceInterceptor
 from recommender.service.metrics import Metrics
+from recommender.service.ratelimit import WriteLimiter
 from recommender.snapshot import SnapshotError
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
@@ -156,7 +157,12 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
         use_lists=config.use_lists,
     )
     metrics = Metrics()
-    interceptor = ServiceInterceptor(metrics, config.auth_token, config.auth_reads)
+    interceptor = ServiceInterceptor(
+        metrics,
+        config.auth_token,
+        config.auth_reads,
+        WriteLimiter(config.write_rate, config.write_burst),
+    )
     server = grpc.server(
         futures.ThreadPoolExecutor(
             max_workers=config.workers,
