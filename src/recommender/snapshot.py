@@ -20,6 +20,7 @@ killed or fails leaves ``CURRENT`` and the snapshot it names untouched.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -52,6 +53,7 @@ CACHE_FILE = "embeddings.sqlite"
 MANIFEST_FILE = "manifest.json"
 KEEP_SNAPSHOTS = 3
 _BUILDING_PREFIX = ".building-"
+BUILD_LOCK_FILE = ".build.lock"
 
 
 class SnapshotError(RecommenderError):
@@ -127,10 +129,36 @@ def build_snapshot(
     snapshot's directory, readable with ``open_snapshot(path, verify=False)``, and returns the
     files it wrote, which are checksummed with the rest.
     """
-    started = time.perf_counter()
     root = Path(index_dir)
     snapshots = root / SNAPSHOTS_DIR
     snapshots.mkdir(parents=True, exist_ok=True)
+    with open(snapshots / BUILD_LOCK_FILE, "a+b") as lock:
+        # one build at a time per index; any ``.building-*`` seen while holding the lock was
+        # left by a build that died (killed, power cut): remove it now, not an hour later
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for leftover in snapshots.glob(f"{_BUILDING_PREFIX}*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        return _build_locked(root, store, model=model, model_name=model_name,
+                             dimension=dimension, index_type=index_type,
+                             text_recipe=text_recipe, keep=keep, list_depth=list_depth,
+                             extras=extras)  # fmt: skip
+
+
+def _build_locked(
+    root: Path,
+    store: ArticleStore,
+    *,
+    model: str,
+    model_name: str,
+    dimension: int,
+    index_type: str,
+    text_recipe: dict[str, Any] | None,
+    keep: int,
+    list_depth: int,
+    extras: Callable[[Path], list[Path]] | None,
+) -> Manifest:
+    started = time.perf_counter()
+    snapshots = root / SNAPSHOTS_DIR
     seq = store.seq
     name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-s{seq}"
     building = snapshots / f"{_BUILDING_PREFIX}{name}"
