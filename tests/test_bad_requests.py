@@ -177,4 +177,16 @@ def test_named_refusals(channel: Any) -> None:
     assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("lang:")
     code, details = details_of("GetArticle", pb.GetArticleRequest(id="x" * 15_000))
     assert code == grpc.StatusCode.NOT_FOUND and len(details) < 300
+    history = pb.RecommendRequest(history_ids=[f"h{n}" for n in range(100_000)], k=5)
+    code, details = details_of("Recommend", history)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "history" in details
+    many = pb.UpsertRequest(articles=[pb.Article(id=f"m{n}", title="t") for n in range(1_001)])
+    code, details = details_of("Upsert", many)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "articles" in details
+    for k in (0, -1, 101, 2**31 - 1):
+        code, details = details_of("Related", pb.RelatedRequest(article_id=SEED, k=k))
+        assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("k:")
+    code, details = details_of("Related", pb.RelatedRequest(
+        article_id=SEED, k=5, filters=pb.Filters(published_after="10000-01-01")))  # fmt: skip
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "published_after" in details
     still_serving(channel)

@@ -61,3 +61,10 @@ def test_related_json_and_inspect_on_the_sample_index(sample_index):
 def test_related_on_a_missing_index_exits_3(tmp_path, capsys):
     assert main(["related", "--index-dir", str(tmp_path / "none"), "--id", "x"]) == 3
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_arguments_that_are_not_utf8_are_named(tmp_path, capsys):
+    # the shell passes bytes; Python keeps undecodable ones as lone surrogates
+    argument = b"caf\xe9".decode("utf-8", "surrogateescape")
+    assert main(["related", "--index-dir", str(tmp_path), "--text", argument]) == 2
+    assert "--text: is not valid UTF-8 (byte 4)" in capsys.readouterr().err

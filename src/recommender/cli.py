@@ -418,14 +418,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _check_utf8(args: argparse.Namespace) -> None:
+    """Arguments that are not UTF-8 (Python keeps their bytes as lone surrogates) are named
+    here, not met as an encoding traceback deep inside."""
+    for name, value in vars(args).items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise InvalidInputError(
+                        f"is not valid UTF-8 (byte {exc.start + 1})", field=f"--{name}"
+                    ) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (see ``recommender.errors``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_utf8(args)
         return int(args.handler(args))
     except RecommenderError as exc:
-        print(f"recommender {args.command}: error: {exc}", file=sys.stderr)
+        where = f"{exc.field}: " if isinstance(exc, InvalidInputError) and exc.field else ""
+        print(f"recommender {args.command}: error: {where}{exc}", file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
         print(f"recommender {args.command}: error: {exc}", file=sys.stderr)
