@@ -44,12 +44,16 @@ class RecommenderClient:
         token: str | None = None,
         root_certificates: bytes | None = None,
         timeout: float = 10.0,
+        own_connection: bool = False,
     ) -> None:
+        # own_connection: not shared with other channels to the same address (gRPC shares
+        # by default), so that clients reach different processes of `serve --processes`
+        options = [("grpc.use_local_subchannel_pool", 1)] if own_connection else []
         if root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
-            self.channel = grpc.secure_channel(address, credentials)
+            self.channel = grpc.secure_channel(address, credentials, options=options)
         else:
-            self.channel = grpc.insecure_channel(address)
+            self.channel = grpc.insecure_channel(address, options=options)
         self.stub = pb_grpc.RecommenderStub(self.channel)  # type: ignore[no-untyped-call]
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout

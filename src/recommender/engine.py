@@ -215,6 +215,7 @@ class Engine:
         if lang is not None and lang and not _LANG_CODE.fullmatch(lang):
             raise InvalidInputError(f"{echo(lang)} is not an ISO 639-1 code", field="lang")
         filters, options = filters or Filters(), options or RankingOptions()
+        self.live.catch_up_if_behind()
         if article_id is not None:
             stored = self._stored_list(article_id, k, filters, options)
             if stored is not None:
@@ -251,6 +252,7 @@ class Engine:
         the request (the service sends these bytes as they are); None: call ``related``."""
         if not self._answerable(k, filters, options):
             return None
+        self.live.catch_up_if_behind()
         return self.live.lists.encoded(int_id(article_id), k)
 
     def _stored_list(
@@ -285,6 +287,7 @@ class Engine:
         """Unread stories for a reader, from the ids they read (oldest first); see
         ``queries.history_query`` for how reads are weighed."""
         _check_k(k)
+        self.live.catch_up_if_behind()
         space = self.space
         query = queries.history_query(space, history_ids)
         return self._rank(space, query, k, filters or Filters(), options or RankingOptions())
@@ -301,6 +304,7 @@ class Engine:
 
     def get_article(self, article_id: str) -> Article:
         """The stored article; NotFoundError when unknown."""
+        self.live.catch_up_if_behind()
         key = int_id(article_id)
         article = self.space.articles([key]).get(key)
         if article is None:

@@ -224,6 +224,11 @@ class ListTable:
         if entry is not None and previous is not None and previous.same_links(entry):
             entry = dataclasses.replace(entry, updated=previous.updated)  # for ``precompute``
         with self._changed:
+            if entry is not None and _holds_removed(entry, space, space_of()):
+                # computed on a space that a later write replaced, and holding a story that
+                # write removed: the write could not know this list held it (it was not
+                # installed yet), so it stays marked and is computed again
+                return True
             if self._dirty.get(key) == mark:  # not marked again while computing
                 del self._dirty[key]
                 if entry is not None:
@@ -273,3 +278,11 @@ def _near_duplicates(space: RowSpace, key: int) -> set[int]:
         return set()
     found = space.vectors.search(vector[None, :], NEAR_FETCH)
     return {int(i) for i, s in zip(found.ids[0], found.scores[0], strict=True) if s >= threshold}
+
+
+def _holds_removed(entry: StoredList, computed_on: RowSpace, current: RowSpace) -> bool:
+    """True when ``entry`` (computed on ``computed_on``) lists a story ``current`` lacks."""
+    if current is computed_on:
+        return False
+    row_of = current.row_of
+    return any(key not in row_of for key in [*entry.keys.tolist(), *entry.other.tolist()])

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from recommender.articles import Article
+from recommender.changecounter import COUNTER_FILE, ChangeCounter
 from recommender.embedding import Embedder, EmbeddingCache
 from recommender.embedding.cache import text_hash
 from recommender.errors import InvalidInputError, ModelError, NotReadyError, StoreError
@@ -115,6 +116,8 @@ class LiveIndex:
             except StoreError as exc:  # serve the snapshot, refuse writes, say how to mend
                 self.store_problem = str(exc)
                 _log.error("%s; serving the snapshot read-only until then", exc)
+        # acknowledged writes of every process of the server (see ``changecounter``)
+        self.counter = ChangeCounter(index_dir / COUNTER_FILE) if self.store else None
         self.cache: EmbeddingCache | None = (
             EmbeddingCache(index_dir / CACHE_FILE) if writable else None
         )
@@ -186,6 +189,13 @@ class LiveIndex:
         _log.info("applied %d upserts, %d deletes from the store", len(upserted), len(deleted))
         return space, reached, table.affected(old, space, upserted, deleted), deleted
 
+    def catch_up_if_behind(self) -> None:
+        """Before answering: apply the writes another process has acknowledged and this one
+        has not applied yet (a memory read when there are none)."""
+        counter = self.counter
+        if counter is not None and counter.read() > self._seq:
+            self.follow_store()
+
     def follow_store(self) -> bool:
         """Apply what other processes wrote to the working store since the last look (the
         change counter moved); True when something was applied."""
@@ -248,6 +258,14 @@ class LiveIndex:
             with self._write_lock:
                 self._fold_log = None
             _log.exception("could not fold the live rows; serving them as they are")
+
+    def _acknowledge(self, store: ArticleStore) -> None:
+        # Before a Delete is acknowledged: the other processes' next requests apply it (and
+        # what came before it) first. Upserts reach them by polling, within the follow
+        # interval: applying one on the request path (finding the lists it changes) stalled
+        # every request of the other processes for tens of milliseconds in the soak test.
+        if self.counter is not None and store.last_write_seq:
+            self.counter.advance(store.last_write_seq)
 
     def _advance(self, store: ArticleStore) -> None:
         # our own write is not another process's: skip it when nothing came in between
@@ -322,6 +340,7 @@ class LiveIndex:
         with self._write_lock:
             removed = store.delete(article_ids)
             self._advance(store)
+            self._acknowledge(store)
             old = self.space
             live = [int_id(i) for i in article_ids if int_id(i) in old.row_of]
             new = self._changed(old, [], live)
@@ -338,6 +357,9 @@ class LiveIndex:
     def close(self) -> None:
         """Stop watching and release the snapshot and stores."""
         self._stop_watching.set()
+        if self.counter is not None:
+            self.counter.close()
+            self.counter = None
         self.lists.stop(wait=10.0)  # it reads the snapshot's store: finish before closing it
         with self._write_lock:
             space, self._space = self._space, None
