@@ -4,6 +4,8 @@ size limits, and hostile ids against the store and the index directory. Real ser
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import shutil
 import sqlite3
 import time
@@ -118,3 +120,16 @@ def test_hostile_ids_are_data_never_paths_or_sql(server: Any, tmp_path: Path) ->
     with sqlite3.connect(f"file:{index_dir / 'store.sqlite'}?mode=ro", uri=True) as db:
         (count,) = db.execute("SELECT count(*) FROM articles").fetchone()
     assert count >= 91
+
+
+def test_tokens_are_never_logged(server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    wrong = "wrong-token-0123456789"
+    caplog.set_level(logging.DEBUG)
+    for token in (TOKEN, wrong):
+        with RecommenderClient(f"127.0.0.1:{server.port}", token=token) as writer:
+            for request in ({"id": "logged?", "title": "A story"}, {"id": "", "title": ""}):
+                # refused or not (wrong token, bad record, rate): no token in any log line
+                with contextlib.suppress(grpc.RpcError):
+                    writer.upsert([request])
+    assert caplog.records  # the server did log (requests, refusals)
+    assert TOKEN not in caplog.text and wrong not in caplog.text
