@@ -121,6 +121,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             code = grpc.StatusCode.OK
             try:
                 if not authorized:
+                    # for the operator: who tried (the token itself is never logged)
+                    _log.warning("refused %s without a valid token from %s", method,
+                                 context.peer())  # fmt: skip
                     code = grpc.StatusCode.UNAUTHENTICATED
                     context.abort(code, "missing or wrong 'authorization: Bearer <token>'")
                 wait = limiter.allow(context.peer()) if limiter is not None else 0.0
