@@ -132,7 +132,7 @@ def build_snapshot(
     root = Path(index_dir)
     snapshots = root / SNAPSHOTS_DIR
     snapshots.mkdir(parents=True, exist_ok=True)
-    with open(snapshots / BUILD_LOCK_FILE, "a+b") as lock:
+    with open(root / BUILD_LOCK_FILE, "a+b") as lock:
         # one build at a time per index; any ``.building-*`` seen while holding the lock was
         # left by a build that died (killed, power cut): remove it now, not an hour later
         fcntl.flock(lock, fcntl.LOCK_EX)
