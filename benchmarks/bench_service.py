@@ -184,6 +184,20 @@ def client_process(
     out.put(asyncio.run(main()))
 
 
+def latency_figures(ms: np.ndarray, errors: int, duration: float) -> dict[str, Any]:
+    """Requests, errors, throughput and p50 / p95 / p99 of the latencies ``ms`` of one run."""
+    percentile = {q: round(float(np.percentile(ms, q)), 3) if len(ms) else None
+                  for q in (50, 95, 99)}  # fmt: skip
+    return {
+        "requests": len(ms),
+        "errors": errors,
+        "throughput_rps": round(len(ms) / duration, 1),
+        "p50_ms": percentile[50],
+        "p95_ms": percentile[95],
+        "p99_ms": percentile[99],
+    }
+
+
 def drive(
     address: str,
     requests: list[dict[str, Any]],
@@ -218,12 +232,7 @@ def drive(
         "concurrency": concurrency,
         "client": "python",
         "client_processes": processes,
-        "requests": len(ms),
-        "errors": errors,
-        "throughput_rps": round(len(ms) / duration, 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 3) if len(ms) else None,
-        "p95_ms": round(float(np.percentile(ms, 95)), 3) if len(ms) else None,
-        "p99_ms": round(float(np.percentile(ms, 99)), 3) if len(ms) else None,
+        **latency_figures(ms, errors, duration),
     }
 
 
@@ -287,12 +296,7 @@ def drive_native(
         "concurrency": concurrency,
         "client": "native",
         "connections": connections,
-        "requests": len(ms),
-        "errors": counts["errors"],
-        "throughput_rps": round(len(ms) / duration, 1),
-        "p50_ms": round(float(np.percentile(ms, 50)), 3) if len(ms) else None,
-        "p95_ms": round(float(np.percentile(ms, 95)), 3) if len(ms) else None,
-        "p99_ms": round(float(np.percentile(ms, 99)), 3) if len(ms) else None,
+        **latency_figures(ms, counts["errors"], duration),
     }
 
 

@@ -71,7 +71,7 @@ class RowSpace:
     # int id -> its live row, and the articles written since the snapshot: layered, so that a
     # write copies its own changes, not every row (see ``layered``)
     row_of: LayeredMap[int, int]
-    overlay: Mapping[int, Article] = field(default_factory=LayeredMap)
+    overlay: LayeredMap[int, Article] = field(default_factory=LayeredMap)
     snapshot: Snapshot | None = None  # None for an in-memory space (evaluation)
     word_rows: Mapping[int, int] = field(default_factory=dict)  # key -> snapshot word-table row
 
@@ -142,15 +142,15 @@ class RowSpace:
             if row is not None:
                 alive[row] = False
         start = len(self.int_ids)
-        row_of = _layered(self.row_of).changed(
+        row_of = self.row_of.changed(
             ((a.key, start + offset) for offset, a in enumerate(added)),
-            removed=[key for key in replaced if key in self.row_of],
+            removed=replaced,  # ``changed`` skips keys it does not hold
         )
         overlay = self.overlay
         if added or any(key in overlay for key in removed):
-            overlay = _layered(overlay).changed(
+            overlay = overlay.changed(
                 ((a.key, a.article) for a in added),
-                removed=[key for key in removed if key in overlay],
+                removed=removed,
             )
         changes: dict[str, Any] = {}
         if added:
@@ -206,7 +206,7 @@ class RowSpace:
             alive=self.alive[rows],
             n_main=len(rows),
             row_of=LayeredMap(dict(zip(self.row_of.keys(), new_rows.tolist(), strict=True))),
-            overlay=_layered(self.overlay).flattened(),
+            overlay=self.overlay.flattened(),
         )
 
     @property
@@ -288,10 +288,6 @@ class RowSpace:
             if row is not None:
                 return self.snapshot.words.row(row)
         return _article_words(self.recipe, article.title, article.lead, article.body)
-
-
-def _layered(mapping: Mapping[int, Any]) -> LayeredMap[int, Any]:
-    return mapping if isinstance(mapping, LayeredMap) else LayeredMap(dict(mapping))
 
 
 @functools.lru_cache(maxsize=4096)
