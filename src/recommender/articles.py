@@ -297,15 +297,19 @@ def _open_binary(path: str) -> BinaryIO:
 def missing_sources(paths: Iterable[str | Path]) -> list[str]:
     """The sources that are not readable files (``-`` is stdin): check them all before any
     work, so that a typo in the last one does not leave the first ones half indexed."""
-    return [str(p) for p in paths if str(p) != "-" and not Path(p).is_file()]
+    from recommender.websources import is_url
+
+    names = [str(p) for p in paths]
+    return [n for n in names if n != "-" and not is_url(n) and not Path(n).is_file()]
 
 
 def read_articles(path: str | Path, detect_language: bool = True) -> Iterator[ReadResult]:
     """Articles and rejections from one source, in file order (line numbers from 1).
 
     ``.csv`` (header row; ``tags`` separated by ``|``, ``;`` or ``,``) or JSON lines
-    (``.jsonl``, ``.jsonl.gz``, ``-`` for stdin); a UTF-8 byte order mark is allowed. A
-    missing file raises ``InvalidInputError``.
+    (``.jsonl``, ``.jsonl.gz``, ``-`` for stdin); a UTF-8 byte order mark is allowed. RSS and
+    Atom feeds and HTML pages, files or URLs, are read by ``websources``. A missing file
+    raises ``InvalidInputError``.
     """
     for _, item in _located(str(path), detect_language):
         yield item
@@ -313,8 +317,13 @@ def read_articles(path: str | Path, detect_language: bool = True) -> Iterator[Re
 
 def _located(name: str, detect_language: bool) -> Iterator[tuple[int, ReadResult]]:
     """``read_articles`` with each result's line number."""
+    from recommender.websources import is_web_source, read_web_source  # imports this module
+
     if missing_sources([name]):
         raise InvalidInputError(f"{name}: no such file", field="source")
+    if is_web_source(name):
+        yield from read_web_source(name, detect_language)
+        return
     is_csv = name.removesuffix(".gz").endswith(".csv")
     with _open_binary(name) as raw:
         try:
@@ -355,7 +364,7 @@ def _read_jsonl(
         except ValueError as exc:  # e.g. an integer of thousands of digits
             yield number, Rejection(name, number, "json", f"invalid JSON: {str(exc)[:200]}")
             continue
-        yield number, _validated(record, name, number, detect_language, csv_tags=False)
+        yield number, validated_record(record, name, number, detect_language, csv_tags=False)
 
 
 def _read_csv(handle: TextIO, name: str, detect_language: bool) -> Iterator[tuple[int, ReadResult]]:
@@ -378,12 +387,13 @@ def _read_csv(handle: TextIO, name: str, detect_language: bool) -> Iterator[tupl
             yield start, Rejection(name, start, "record", f"unreadable CSV record: {exc}")
             continue
         record = {k: v for k, v in row.items() if k is not None and v not in (None, "")}
-        yield start, _validated(record, name, start, detect_language, csv_tags=True)
+        yield start, validated_record(record, name, start, detect_language, csv_tags=True)
 
 
-def _validated(
-    record: Any, name: str, number: int, detect_language: bool, *, csv_tags: bool
+def validated_record(
+    record: Any, name: str, number: int, detect_language: bool, *, csv_tags: bool = False
 ) -> ReadResult:
+    """One raw record of ``name`` (at line ``number``): an Article, a Deletion or a Rejection."""
     if isinstance(record, dict) and record.get("deleted") in (True, "true", "1"):
         article_id = record.get("id")
         if isinstance(article_id, str) and article_id.strip():

@@ -242,7 +242,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         use_lists=not args.live_ranking,
         write_rate=args.write_rate,
         write_burst=args.write_burst,
+        http_port=args.http_port,
+        cors_origins=tuple(args.cors_origin or ()),
     )
+    if args.cors_origin and args.http_port is None:
+        raise InvalidInputError("--cors-origin needs --http-port", field="cors_origin")
     if args.write_rate < 0 or args.write_burst < 1:
         raise InvalidInputError("--write-rate >= 0 and --write-burst >= 1", field="write_rate")
     return serve(config)
@@ -372,6 +376,16 @@ def build_parser() -> argparse.ArgumentParser:
                   "Upsert/Delete calls per second per client address (0: no limit)")  # fmt: skip
     add_defaulted(serve, "--write-burst", ServerConfig, "write_burst",
                   "calls a client may make at once before --write-rate applies")  # fmt: skip
+    serve.add_argument(
+        "--http-port", type=int, metavar="PORT",
+        help="also answer HTTP/JSON on this port (GET /v1/articles/{id}/related, ...; 0: a "
+        "free port); the same engine, token and answers as gRPC",
+    )  # fmt: skip
+    serve.add_argument(
+        "--cors-origin", action="append", metavar="ORIGIN",
+        help="let pages from ORIGIN (e.g. https://www.example.org, or *) call the HTTP API "
+        "from the browser; repeat for several (default: no cross-origin calls)",
+    )  # fmt: skip
     serve.add_argument("--tls-cert", help="PEM certificate chain")
     serve.add_argument("--tls-key", help="PEM private key")
     serve.add_argument(

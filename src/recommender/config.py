@@ -65,3 +65,6 @@ class ServerConfig:
     # writes (Upsert, Delete calls) per second per client address, after a burst; 0: no limit
     write_rate: float = 20.0
     write_burst: int = 100
+    # HTTP/JSON beside gRPC on this port (same host; 0: a free port; None: no HTTP)
+    http_port: int | None = None
+    cors_origins: tuple[str, ...] = ()  # origins whose pages may call the HTTP API; none: off

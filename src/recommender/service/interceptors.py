@@ -152,5 +152,9 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def _authorized(self, header: str) -> bool:
         assert self.token is not None
-        expected = f"Bearer {self.token}".encode()
-        return hmac.compare_digest(header.encode(), expected)
+        return token_matches(self.token, header)
+
+
+def token_matches(token: str, header: str) -> bool:
+    """Whether an ``authorization`` header carries ``Bearer <token>`` (in constant time)."""
+    return hmac.compare_digest(header.encode(), f"Bearer {token}".encode())

@@ -41,18 +41,19 @@ _RESTART_PAUSE = 1.0
 def serve_processes(config: ServerConfig) -> int:
     """Run ``config.processes`` servers on one port until SIGTERM or SIGINT."""
     host, _, port_text = config.address.rpartition(":")
-    port = int(port_text)
-    reserved = None
-    if port == 0:  # every child must listen on the same port: choose it here
-        reserved = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        reserved.bind((host.strip("[]"), 0))
-        port = reserved.getsockname()[1]
+    # every child must listen on the same ports: a port 0 is chosen here
+    reserved = [_reserve(host, int(port_text))]
+    port = reserved[0].getsockname()[1]
+    http_port = config.http_port
+    if http_port is not None:
+        reserved.append(_reserve(host, http_port))
+        http_port = reserved[-1].getsockname()[1]
     context = multiprocessing.get_context("spawn")  # grpc and OpenMP do not survive a fork
     configs = [
         dataclasses.replace(
             config,
             address=f"{host}:{port}",
+            http_port=http_port,
             processes=1,
             metrics_port=None if config.metrics_port is None else _metrics_port(config, i),
         )
@@ -76,8 +77,8 @@ def serve_processes(config: ServerConfig) -> int:
     signal.signal(signal.SIGINT, on_signal)
     for i in range(len(configs)):
         start(i)
-    if reserved is not None:
-        reserved.close()  # the children hold the port now (or will bind it with SO_REUSEPORT)
+    for sock in reserved:
+        sock.close()  # the children hold the ports now (or will bind them with SO_REUSEPORT)
     while not stop.wait(0.5):
         for i, child in enumerate(children):
             if not child.is_alive():
@@ -94,6 +95,15 @@ def serve_processes(config: ServerConfig) -> int:
         if child.is_alive():
             child.kill()
     return 0
+
+
+def _reserve(host: str, port: int) -> socket.socket:
+    """A socket bound to ``port`` (0: a free one) with ``SO_REUSEPORT``, so that the children
+    can bind the same port; closed once they have."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host.strip("[]"), port))
+    return sock
 
 
 def _metrics_port(config: ServerConfig, i: int) -> int:

@@ -31,6 +31,7 @@ from recommender.engine import DEFAULT_OPTIONS, MAX_K, NO_FILTERS, Engine
 from recommender.errors import InvalidInputError, NotFoundError
 from recommender.runtime import SERVING_THREADS, set_threads
 from recommender.service import convert
+from recommender.service.httpapi import HttpApi, HttpServer
 from recommender.service.interceptors import ServiceInterceptor
 from recommender.service.metrics import Metrics
 from recommender.service.ratelimit import WriteLimiter
@@ -135,12 +136,20 @@ class RunningServer:
     metrics: Metrics
     metrics_port: int | None
     stopping: threading.Event = field(default_factory=threading.Event)
+    http: HttpServer | None = None
+
+    @property
+    def http_port(self) -> int | None:
+        """The HTTP/JSON port, when the server answers HTTP."""
+        return self.http.port if self.http is not None else None
 
     def stop(self, grace: float | None = 5.0) -> None:
         """Say NOT_SERVING, finish in-flight calls within ``grace`` seconds, release the engine."""
         self.stopping.set()
         self.health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         self.health.set(SERVICE_NAME, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.http is not None:
+            self.http.stop(timeout=(grace or 0) + 5)
         self.server.stop(grace).wait()
         self.engine.close()
 
@@ -179,7 +188,8 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
             ("grpc.so_reuseport", 1),  # several processes on one port (``processes``)
         ],
     )
-    _add_servicer(RecommenderServicer(engine), server)
+    servicer = RecommenderServicer(engine)
+    _add_servicer(servicer, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
@@ -207,8 +217,21 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
         lambda: engine.live.lists.info(),
     )
     metrics_port = metrics.serve(config.metrics_port) if config.metrics_port is not None else None
-
     stopping = threading.Event()
+    http = None
+    if config.http_port is not None:
+        api = HttpApi(
+            servicer,
+            lambda: engine.ready and not stopping.is_set(),
+            metrics,
+            token=config.auth_token,
+            auth_reads=config.auth_reads,
+            write_limiter=interceptor.write_limiter,
+            workers=config.workers,
+            cors_origins=config.cors_origins,
+        )
+        host = config.address.rsplit(":", 1)[0].strip("[]")
+        http = HttpServer(api, host, config.http_port, config.grace_seconds)
 
     def load() -> None:
         # Until an index loads (none published yet, or none loadable) keep looking, NOT_SERVING:
@@ -238,7 +261,9 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
         _log.info("serving %s on port %d", engine.snapshot.manifest.name, port)
 
     threading.Thread(target=load, name="index-loader", daemon=True).start()
-    return RunningServer(server, port, engine, health_servicer, metrics, metrics_port, stopping)
+    return RunningServer(
+        server, port, engine, health_servicer, metrics, metrics_port, stopping, http
+    )
 
 
 def _add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
@@ -325,6 +350,7 @@ def serve(config: ServerConfig, label: str = "") -> int:
     signal.signal(signal.SIGINT, on_signal)
     print(
         f"recommender: listening on {config.address.rsplit(':', 1)[0]}:{running.port}{label}"
+        + (f", HTTP/JSON on :{running.http_port}" if running.http_port else "")
         + (f", metrics on :{running.metrics_port}/metrics" if running.metrics_port else ""),
         file=sys.stderr,
         flush=True,

@@ -1,0 +1,373 @@
+"""HTTP/JSON beside gRPC: the same servicer, the same conversions, the same engine.
+
+Routes follow the HTTP/JSON mapping of ``recommender.v1`` (the ``google.api.http``
+conventions of gRPC transcoding): a request message is built from the path, the query string
+(``k=5``, ``filters.langs=ar``, ``options.no_recency=true``; repeated fields repeat the
+parameter) or the JSON body, handed to ``RecommenderServicer``, and the response message is
+written as JSON with the proto's field names (``json_format``). An answer therefore equals
+the gRPC answer field for field, stored lists included.
+
+    GET    /v1/articles/{id}/related   Related by id; shorthands: lang, section, source,
+                                       exclude_id, published_after, published_before (filters)
+    POST   /v1/related                 Related, body a RelatedRequest (text, examples or id)
+    POST   /v1/recommend               Recommend, body a RecommendRequest
+    GET    /v1/articles/{id}           GetArticle
+    POST   /v1/articles                Upsert, body an UpsertRequest; needs the token
+    DELETE /v1/articles/{id}           Delete; needs the token; 404 when the id is unknown
+    GET    /v1/stats                   Stats
+    GET    /healthz                    200 once an index serves, else 503
+
+Errors are ``{"error": {"code": 400, "status": "INVALID_ARGUMENT", "message": "k: ..."}}``
+with the HTTP status gRPC transcoding gives each code (400, 401, 404, 429, 503, 500, ...).
+
+Starlette (the ASGI toolkit under FastAPI; small, typed, well kept) routes and answers;
+uvicorn (with httptools) parses HTTP. The engine's work runs on a thread pool shaped like the
+gRPC server's (``workers`` threads, each with its own FAISS/BLAS thread count), never on the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from recommender.errors import InvalidInputError, NotFoundError, RecommenderError
+from recommender.runtime import SERVING_THREADS, set_threads
+from recommender.service.interceptors import WRITE_METHODS, status_of, token_matches
+from recommender.service.metrics import Metrics
+from recommender.service.ratelimit import WriteLimiter
+from recommender.v1 import recommender_pb2 as pb
+
+_log = logging.getLogger("recommender.service")
+MAX_BODY_BYTES = 16 * 1024 * 1024  # as the gRPC server's message limit
+
+# The HTTP status gRPC transcoding gives each code (google.rpc.Code's mapping)
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+    grpc.StatusCode.INTERNAL: 500,
+}
+# GET /v1/articles/{id}/related: short names for the filters a page asks for most
+SHORTHANDS = {
+    "lang": "filters.langs",
+    "section": "filters.sections",
+    "source": "filters.sources",
+    "exclude_id": "filters.exclude_ids",
+    "published_after": "filters.published_after",
+    "published_before": "filters.published_before",
+}
+
+
+class _Refused(Exception):
+    """A call stopped before the engine: its status code and message."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """A message as the HTTP API writes it: proto field names, every field present."""
+    data: dict[str, Any] = json_format.MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+    return data
+
+
+def related_from_query(article_id: str, params: list[tuple[str, str]]) -> pb.RelatedRequest:
+    """The RelatedRequest of ``GET /v1/articles/{id}/related?...``; a bad parameter names
+    itself."""
+    request = pb.RelatedRequest(article_id=article_id)
+    for name, value in params:
+        _set_path(request, SHORTHANDS.get(name, name), value, name)
+    return request
+
+
+def _set_path(message: Message, path: str, value: str, name: str) -> None:
+    parts = path.split(".")
+    target = message
+    for part in parts[:-1]:
+        field = target.DESCRIPTOR.fields_by_name.get(part)
+        if field is None or field.type != FieldDescriptor.TYPE_MESSAGE or _repeated(field):
+            raise InvalidInputError("unknown query parameter", field=name)
+        target = getattr(target, part)
+    field = target.DESCRIPTOR.fields_by_name.get(parts[-1])
+    if field is None or field.type == FieldDescriptor.TYPE_MESSAGE or field.name == "article_id":
+        raise InvalidInputError("unknown query parameter", field=name)
+    parsed = _scalar(field, value, name)
+    if _repeated(field):
+        getattr(target, field.name).append(parsed)
+    else:
+        setattr(target, field.name, parsed)
+
+
+def _repeated(field: FieldDescriptor) -> bool:
+    return bool(field.is_repeated)
+
+
+def _scalar(field: FieldDescriptor, value: str, name: str) -> Any:
+    kind = field.type
+    try:
+        if kind == FieldDescriptor.TYPE_BOOL:
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return value.lower() in ("true", "1")
+        if kind in (FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64):
+            number = int(value)
+            if not -(2**31) <= number < 2**31:
+                raise ValueError
+            return number
+        if kind in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
+            return float(value)
+    except ValueError:
+        expected = {FieldDescriptor.TYPE_BOOL: "true or false"}.get(kind, "a number")
+        raise InvalidInputError(f"{value[:60]!r} is not {expected}", field=name) from None
+    return value
+
+
+def _body_message(raw: bytes, message_type: type[Message]) -> Message:
+    if len(raw) > MAX_BODY_BYTES:
+        raise InvalidInputError(f"over {MAX_BODY_BYTES:,} bytes", field="body")
+    try:
+        data = json.loads(raw or b"{}")
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInputError(f"not JSON: {str(exc)[:200]}", field="body") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError("must be a JSON object", field="body")
+    try:
+        return json_format.ParseDict(data, message_type())
+    except json_format.ParseError as exc:
+        raise InvalidInputError(str(exc)[:300], field="body") from None
+
+
+class HttpApi:
+    """The Starlette application over a servicer (``create_app``) and its thread pool."""
+
+    def __init__(
+        self,
+        servicer: Any,
+        ready: Callable[[], bool],
+        metrics: Metrics,
+        *,
+        token: str | None = None,
+        auth_reads: bool = False,
+        write_limiter: WriteLimiter | None = None,
+        workers: int = 2,
+        cors_origins: tuple[str, ...] = (),
+    ) -> None:
+        self.servicer = servicer
+        self.ready = ready
+        self.metrics = metrics
+        self.token = token
+        self.auth_reads = auth_reads
+        self.write_limiter = write_limiter
+        self.cors_origins = cors_origins
+        self.pool = ThreadPoolExecutor(
+            workers, thread_name_prefix="http", initializer=set_threads, initargs=(SERVING_THREADS,)
+        )
+        self._observers = {name: metrics.observer(name) for name in pb.DESCRIPTOR.services_by_name[
+            "Recommender"].methods_by_name}  # fmt: skip
+
+    def create_app(self) -> Starlette:
+        """The ASGI application."""
+        routes = [
+            Route("/healthz", self.healthz, methods=["GET"]),
+            Route("/v1/stats", self.stats, methods=["GET"]),
+            Route("/v1/related", self.related_body, methods=["POST"]),
+            Route("/v1/recommend", self.recommend, methods=["POST"]),
+            Route("/v1/articles", self.upsert, methods=["POST"]),
+            Route("/v1/articles/{article_id:path}/related", self.related_id, methods=["GET"]),
+            Route("/v1/articles/{article_id:path}", self.article, methods=["GET", "DELETE"]),
+        ]
+        middleware = []
+        if self.cors_origins:
+            middleware.append(
+                Middleware(
+                    CORSMiddleware,
+                    allow_origins=list(self.cors_origins),
+                    allow_methods=["GET", "POST", "DELETE"],
+                    allow_headers=["authorization", "content-type"],
+                    max_age=3600,
+                )
+            )
+        return Starlette(routes=routes, middleware=middleware)
+
+    async def healthz(self, request: Request) -> Response:
+        serving = self.ready()
+        body = {"status": "SERVING" if serving else "NOT_SERVING"}
+        return _json(body, 200 if serving else 503)
+
+    async def stats(self, request: Request) -> Response:
+        return await self._call("Stats", request, lambda: pb.StatsRequest())
+
+    async def related_id(self, request: Request) -> Response:
+        article_id = request.path_params["article_id"]
+        params = list(request.query_params.multi_items())
+        return await self._call("Related", request, lambda: related_from_query(article_id, params))
+
+    async def related_body(self, request: Request) -> Response:
+        raw = await request.body()
+        return await self._call("Related", request, lambda: _body_message(raw, pb.RelatedRequest))
+
+    async def recommend(self, request: Request) -> Response:
+        raw = await request.body()
+        return await self._call(
+            "Recommend", request, lambda: _body_message(raw, pb.RecommendRequest)
+        )
+
+    async def upsert(self, request: Request) -> Response:
+        raw = await request.body()
+        return await self._call("Upsert", request, lambda: _body_message(raw, pb.UpsertRequest))
+
+    async def article(self, request: Request) -> Response:
+        article_id = request.path_params["article_id"]
+        if request.method == "DELETE":
+            return await self._call(
+                "Delete", request, lambda: pb.DeleteRequest(ids=[article_id]), missing=article_id
+            )
+        return await self._call("GetArticle", request, lambda: pb.GetArticleRequest(id=article_id))
+
+    async def _call(
+        self,
+        method: str,
+        request: Request,
+        build: Callable[[], Message],
+        missing: str | None = None,
+    ) -> Response:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            self._admit(method, request)
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(self.pool, self._answer, method, build, missing)
+            return Response(answer, media_type="application/json")
+        except _Refused as refused:
+            code = refused.code
+            return _error(code, str(refused))
+        except RecommenderError as error:
+            code, message = status_of(error)
+            return _error(code, message)
+        except Exception as error:
+            code, message = status_of(error)
+            _log.exception("%s over HTTP failed", method)
+            return _error(code, message)
+        finally:
+            self._observers[method](code.name, time.perf_counter() - started)
+
+    def _admit(self, method: str, request: Request) -> None:
+        """The token and the write limit, as the gRPC interceptor checks them."""
+        peer = _peer(request)
+        header = request.headers.get("authorization", "")
+        guarded = self.token is not None and (method in WRITE_METHODS or self.auth_reads)
+        if guarded and not token_matches(self.token or "", header):
+            _log.warning("refused %s over HTTP without a valid token from %s", method, peer)
+            raise _Refused(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing or wrong 'authorization: Bearer <token>'",
+            )
+        if method in WRITE_METHODS and self.write_limiter is not None:
+            wait = self.write_limiter.allow(peer)
+            if wait:
+                raise _Refused(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"too many writes from this client: {self.write_limiter.rate:g} per second "
+                    f"at most; retry in {wait:.2f} s",
+                )
+
+    def _answer(self, method: str, build: Callable[[], Message], missing: str | None) -> bytes:
+        """The servicer's answer as JSON bytes (on a pool thread)."""
+        message = build()
+        answer = getattr(self.servicer, method)(message, None)
+        if isinstance(answer, bytes):  # a stored list, already serialised
+            answer = pb.RelatedResponse.FromString(answer)
+        if missing is not None and getattr(answer, "deleted", 1) == 0:
+            raise NotFoundError(f"article {missing!r} is not in the index")
+        return json.dumps(message_json(answer), ensure_ascii=False).encode("utf-8")
+
+
+def _peer(request: Request) -> str:
+    """The client as gRPC names peers (``ipv4:HOST:PORT``), so one limiter serves both."""
+    if request.client is None:
+        return "unknown"
+    host, port = request.client.host, request.client.port
+    return f"ipv6:[{host}]:{port}" if ":" in host else f"ipv4:{host}:{port}"
+
+
+def _json(body: dict[str, Any], status: int) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False).encode("utf-8"),
+        status_code=status,
+        media_type="application/json",
+    )
+
+
+def _error(code: grpc.StatusCode, message: str) -> Response:
+    status = HTTP_STATUS.get(code, 500)
+    return _json({"error": {"code": status, "status": code.name, "message": message}}, status)
+
+
+class HttpServer:
+    """uvicorn serving an ``HttpApi`` on a thread, on a socket with ``SO_REUSEPORT`` (several
+    server processes share the port, as they share the gRPC port)."""
+
+    def __init__(self, api: HttpApi, host: str, port: int, grace_seconds: float) -> None:
+        import uvicorn
+
+        self.api = api
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            self.socket.bind((host, port))
+        except OSError as exc:
+            self.socket.close()
+            raise InvalidInputError(f"cannot listen on {host}:{port}: {exc}",
+                                    field="http_port") from None  # fmt: skip
+        self.socket.listen(1024)
+        self.port: int = self.socket.getsockname()[1]
+        config = uvicorn.Config(
+            api.create_app(),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=max(1, int(grace_seconds)),
+            server_header=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name="http", daemon=True
+        )
+        self.thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish in-flight requests and stop listening."""
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.socket.close()
+        self.api.pool.shutdown(wait=False, cancel_futures=True)
