@@ -71,6 +71,8 @@ def _fetch(url: str) -> tuple[bytes, str]:
         with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as response:
             data = response.read(MAX_FETCH_BYTES + 1)
             final_url = str(response.geturl())
+    except urllib.error.HTTPError as exc:
+        raise OSError(f"HTTP {exc.code} {exc.reason}") from None
     except urllib.error.URLError as exc:
         raise OSError(str(exc.reason)) from None
     if len(data) > MAX_FETCH_BYTES:

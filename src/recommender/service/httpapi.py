@@ -3,9 +3,10 @@
 Routes follow the HTTP/JSON mapping of ``recommender.v1`` (the ``google.api.http``
 conventions of gRPC transcoding): a request message is built from the path, the query string
 (``k=5``, ``filters.langs=ar``, ``options.no_recency=true``; repeated fields repeat the
-parameter) or the JSON body, handed to ``RecommenderServicer``, and the response message is
-written as JSON with the proto's field names (``json_format``). An answer therefore equals
-the gRPC answer field for field, stored lists included.
+parameter; ``k`` defaults to 10) or the JSON body, handed to ``RecommenderServicer``, and
+the response message is written as JSON with the proto's field names (``json_format``; int64
+fields as strings, enums by name). An answer therefore equals the gRPC answer field for
+field, stored lists included.
 
     GET    /v1/articles/{id}/related   Related by id; shorthands: lang, section, source,
                                        exclude_id, published_after, published_before (filters)
@@ -72,6 +73,8 @@ HTTP_STATUS = {
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
     grpc.StatusCode.INTERNAL: 500,
 }
+# Results when a request gives no ``k`` (gRPC requires it; a URL typed by hand should not)
+DEFAULT_K = 10
 # GET /v1/articles/{id}/related: short names for the filters a page asks for most
 SHORTHANDS = {
     "lang": "filters.langs",
@@ -102,7 +105,7 @@ def message_json(message: Message) -> dict[str, Any]:
 def related_from_query(article_id: str, params: list[tuple[str, str]]) -> pb.RelatedRequest:
     """The RelatedRequest of ``GET /v1/articles/{id}/related?...``; a bad parameter names
     itself."""
-    request = pb.RelatedRequest(article_id=article_id)
+    request = pb.RelatedRequest(article_id=article_id, k=DEFAULT_K)
     for name, value in params:
         _set_path(request, SHORTHANDS.get(name, name), value, name)
     return request
@@ -151,6 +154,7 @@ def _scalar(field: FieldDescriptor, value: str, name: str) -> Any:
 
 
 def _body_message(raw: bytes, message_type: type[Message]) -> Message:
+    """The request message of a JSON body (``k`` defaults to ``DEFAULT_K`` where it exists)."""
     if len(raw) > MAX_BODY_BYTES:
         raise InvalidInputError(f"over {MAX_BODY_BYTES:,} bytes", field="body")
     try:
@@ -159,6 +163,8 @@ def _body_message(raw: bytes, message_type: type[Message]) -> Message:
         raise InvalidInputError(f"not JSON: {str(exc)[:200]}", field="body") from None
     if not isinstance(data, dict):
         raise InvalidInputError("must be a JSON object", field="body")
+    if "k" in message_type.DESCRIPTOR.fields_by_name and "k" not in data:
+        data["k"] = DEFAULT_K
     try:
         return json_format.ParseDict(data, message_type())
     except json_format.ParseError as exc:
