@@ -8,8 +8,9 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
+HTTP_PORT ?= 8080
 
-.PHONY: venv test lint unit unit-fast serve demo protos quality ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
+.PHONY: venv test lint unit unit-fast serve demo demo-web browser-deps widget-screenshot protos quality ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
 
 venv: $(STAMP)
 
@@ -23,12 +24,21 @@ $(STAMP): pyproject.toml
 test: lint unit
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) browser-deps
 	$(VENV)/bin/pytest
+
+# The browser test of the "read also" block drives Debian's chromium through chromium-driver;
+# without them (no root, no package mirror) that test is skipped and says why
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver >/dev/null || \
+		(apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+		chromium chromium-driver >/dev/null) || \
+		echo "chromium could not be installed: the browser test of the widget will be skipped"
 
 # The tests that need no model and start no process (seconds): for the edit-test loop
 unit-fast: $(STAMP)
@@ -41,9 +51,21 @@ serve: $(STAMP)
 	@echo "Serving $(INDEX_DIR) on $(ADDRESS) (Ctrl-C to stop). From another terminal:"
 	@echo "  $(VENV)/bin/recommender related --server $(ADDRESS) --id libya-security-memoranda -k 5"
 	@echo "  grpcurl -plaintext -d '{\"article_id\": \"libya-security-memoranda\", \"k\": 5}' $(ADDRESS) recommender.v1.Recommender/Related"
+	@echo "  curl 'http://127.0.0.1:$(HTTP_PORT)/v1/articles/libya-security-memoranda/related?k=5'"
 	@echo "  health: grpcurl -plaintext $(ADDRESS) grpc.health.v1.Health/Check; metrics: http://127.0.0.1:9464/metrics (one port per process: 9465, ...)"
 	@echo ""
-	$(VENV)/bin/recommender serve --index-dir $(INDEX_DIR) --address $(ADDRESS)
+	$(VENV)/bin/recommender serve --index-dir $(INDEX_DIR) --address $(ADDRESS) --http-port $(HTTP_PORT)
+
+# A sample news site with the "read also" block (examples/widget) under every article, on
+# http://127.0.0.1:8000/, calling the HTTP API of the sample index on port $(HTTP_PORT)
+demo-web: $(STAMP)
+	$(VENV)/bin/recommender index data/articles.jsonl --index-dir $(INDEX_DIR) --quiet
+	$(PY) examples/widget/demo.py --index-dir $(INDEX_DIR) --api-port $(HTTP_PORT)
+
+# docs/read-also-demo.png: the seed article's page in headless Chromium (the browser test)
+widget-screenshot: $(STAMP) browser-deps
+	RECOMMENDER_WIDGET_SCREENSHOT=docs/read-also-demo.png $(VENV)/bin/pytest -q \
+		tests/test_widget.py -k seed_page
 
 demo: $(STAMP)
 	$(VENV)/bin/recommender index data/articles.jsonl --index-dir var/demo
