@@ -10,7 +10,7 @@ INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 HTTP_PORT ?= 8080
 
-.PHONY: venv test lint unit unit-fast serve demo demo-web browser-deps widget-screenshot protos quality ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
+.PHONY: venv test lint unit unit-fast serve demo demo-web browser-deps widget-screenshot bench-http protos quality ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
 
 venv: $(STAMP)
 
@@ -92,6 +92,11 @@ ant-index: $(STAMP)
 # The ANN core at N=100k with fewer sweeps (under 5 minutes): benchmarks/results/ann-quick.json
 bench-quick: $(STAMP)
 	$(PY) benchmarks/bench_ann.py --quick
+
+# The HTTP/JSON API under wrk beside a bare uvicorn + Starlette server: results/http.json
+bench-http: $(STAMP) ant-index
+	@command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null
+	$(PY) benchmarks/bench_http.py
 
 bench-service: $(STAMP) ant-index loadgen-deps
 	$(PY) benchmarks/bench_service.py
