@@ -40,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
+import numpy as np
 from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -100,6 +101,39 @@ def message_json(message: Message) -> dict[str, Any]:
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
     return data
+
+
+_RELATION_NAMES = {value.number: value.name for value in pb.Relation.DESCRIPTOR.values}
+
+
+def related_json(message: pb.RelatedResponse) -> dict[str, Any]:
+    """``message_json`` of a RelatedResponse, four times faster: the page-view path. Floats
+    are written as ``json_format`` writes them, the shortest decimal that reads back as the same
+    float32 (numpy's float32 ``str``). Measured on every stored answer of ANT at k=10 and 30
+    (63,232): identical output, 107 us against 446 us per answer."""
+    items = [*message.results, *message.other_languages]
+    scores = np.array(
+        [value for m in items for value in (m.score, m.dense_score, m.lexical_score)],
+        dtype=np.float32,
+    )
+    if not np.isfinite(scores).all():  # json_format writes "NaN" / "Infinity": let it
+        return message_json(message)
+    shortest = iter([float(str(value)) for value in scores])
+
+    def item(m: pb.RelatedItem) -> dict[str, Any]:
+        return {
+            "id": m.id, "title": m.title, "url": m.url, "score": next(shortest),
+            "lang": m.lang, "published_at": m.published_at, "source": m.source,
+            "section": m.section, "dense_score": next(shortest),
+            "lexical_score": next(shortest), "key_terms": list(m.key_terms),
+            "relation": _RELATION_NAMES[m.relation], "folded": m.folded,
+        }  # fmt: skip
+
+    return {
+        "results": [item(m) for m in message.results],
+        "other_languages": [item(m) for m in message.other_languages],
+        "snapshot": message.snapshot,
+    }
 
 
 def related_from_query(article_id: str, params: list[tuple[str, str]]) -> pb.RelatedRequest:
@@ -234,7 +268,19 @@ class HttpApi:
     async def related_id(self, request: Request) -> Response:
         article_id = request.path_params["article_id"]
         params = list(request.query_params.multi_items())
-        return await self._call("Related", request, lambda: related_from_query(article_id, params))
+
+        def lookup() -> bytes | None:
+            # a page view answered from the stored list takes tens of microseconds: done on
+            # the event loop, it saves the two thread switches of the pool (measured: +60 %
+            # requests/s on ANT at 16 connections); anything else ranks on the pool
+            encoded = self.servicer.stored_answer(related_from_query(article_id, params))
+            if encoded is None:
+                return None
+            return _dumps(related_json(pb.RelatedResponse.FromString(encoded)))
+
+        return await self._call(
+            "Related", request, lambda: related_from_query(article_id, params), lookup=lookup
+        )
 
     async def related_body(self, request: Request) -> Response:
         raw = await request.body()
@@ -264,13 +310,16 @@ class HttpApi:
         request: Request,
         build: Callable[[], Message],
         missing: str | None = None,
+        lookup: Callable[[], bytes | None] | None = None,
     ) -> Response:
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
             self._admit(method, request)
-            loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(self.pool, self._answer, method, build, missing)
+            answer = lookup() if lookup is not None else None
+            if answer is None:
+                loop = asyncio.get_running_loop()
+                answer = await loop.run_in_executor(self.pool, self._answer, method, build, missing)
             return Response(answer, media_type="application/json")
         except _Refused as refused:
             code = refused.code
@@ -313,7 +362,13 @@ class HttpApi:
             answer = pb.RelatedResponse.FromString(answer)
         if missing is not None and getattr(answer, "deleted", 1) == 0:
             raise NotFoundError(f"article {missing!r} is not in the index")
-        return json.dumps(message_json(answer), ensure_ascii=False).encode("utf-8")
+        if isinstance(answer, pb.RelatedResponse):
+            return _dumps(related_json(answer))
+        return _dumps(message_json(answer))
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
 def _peer(request: Request) -> str:
@@ -368,10 +423,12 @@ class HttpServer:
             server_header=False,
         )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.socket]}, name="http", daemon=True
-        )
+        self.thread = threading.Thread(target=self._run, name="http", daemon=True)
         self.thread.start()
+
+    def _run(self) -> None:
+        set_threads(SERVING_THREADS)  # lookups run on the event loop's thread (``related_id``)
+        self.server.run(sockets=[self.socket])
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish in-flight requests and stop listening."""

@@ -65,18 +65,8 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             raise InvalidInputError("set one of article_id, text, examples", field="query")
         kwargs: dict[str, Any] = {}
         if query == "article_id":
-            filters = (
-                convert.filters_from_pb(request.filters)
-                if request.HasField("filters")
-                else NO_FILTERS
-            )
-            options = (
-                convert.options_from_pb(request.options)
-                if request.HasField("options")
-                else DEFAULT_OPTIONS
-            )
             # the page-view path: a stored list's answer, already serialised
-            encoded = self.engine.related_encoded(request.article_id, request.k, filters, options)
+            encoded = self.stored_answer(request)
             if encoded is not None:
                 return encoded
             kwargs["article_id"] = request.article_id
@@ -94,6 +84,21 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             **kwargs,
         )
         return convert.response_to_pb(response, self._snapshot_name())
+
+    def stored_answer(self, request: pb.RelatedRequest) -> bytes | None:
+        """A stored list's serialised answer to a ``Related`` by id, or None when the request
+        must rank live (other filters or options, k > the lists' depth, no list)."""
+        if request.WhichOneof("query") != "article_id":
+            return None
+        filters = (
+            convert.filters_from_pb(request.filters) if request.HasField("filters") else NO_FILTERS
+        )
+        options = (
+            convert.options_from_pb(request.options)
+            if request.HasField("options")
+            else DEFAULT_OPTIONS
+        )
+        return self.engine.related_encoded(request.article_id, request.k, filters, options)
 
     def Recommend(self, request: pb.RecommendRequest, context: Any) -> pb.RelatedResponse:
         response = self.engine.recommend(
