@@ -10,7 +10,7 @@ INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 HTTP_PORT ?= 8080
 
-.PHONY: venv test lint unit unit-fast serve demo demo-web browser-deps widget-screenshot bench-http protos quality ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
+.PHONY: venv test lint unit unit-fast serve demo demo-web test-deps widget-screenshot bench-http protos quality ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
 
 venv: $(STAMP)
 
@@ -28,17 +28,19 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
 	$(VENV)/bin/mypy
 
-unit: $(STAMP) browser-deps
+unit: $(STAMP) test-deps
 	$(VENV)/bin/pytest
 
-# The browser test of the "read also" block drives Debian's chromium through chromium-driver;
-# without them (no root, no package mirror) that test is skipped and says why
-browser-deps:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver >/dev/null || \
+# System packages tests drive: Debian's chromium + chromium-driver (the browser test of the
+# "read also" block) and wrk (bench_http.py's smoke test). Where they cannot be installed (no
+# root, no package mirror) those tests are skipped and say why.
+TEST_PACKAGES := chromium chromium-driver wrk
+test-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v wrk >/dev/null || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y $(TEST_PACKAGES) >/dev/null || \
 		(apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y \
-		chromium chromium-driver >/dev/null) || \
-		echo "chromium could not be installed: the browser test of the widget will be skipped"
+		$(TEST_PACKAGES) >/dev/null) || \
+		echo "$(TEST_PACKAGES) could not be installed: the tests that need them will be skipped"
 
 # The tests that need no model and start no process (seconds): for the edit-test loop
 unit-fast: $(STAMP)
@@ -63,7 +65,7 @@ demo-web: $(STAMP)
 	$(PY) examples/widget/demo.py --index-dir $(INDEX_DIR) --api-port $(HTTP_PORT)
 
 # docs/read-also-demo.png: the seed article's page in headless Chromium (the browser test)
-widget-screenshot: $(STAMP) browser-deps
+widget-screenshot: $(STAMP) test-deps
 	RECOMMENDER_WIDGET_SCREENSHOT=docs/read-also-demo.png $(VENV)/bin/pytest -q \
 		tests/test_widget.py -k seed_page
 

@@ -87,3 +87,21 @@ def test_bench_service_measures_the_engine_beside_the_trivial_ceiling(tmp_path):
     for row in rows.values():
         assert row["errors"] == 0 and row["requests"] > 0
         assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+
+
+def test_bench_http_measures_the_api_beside_a_bare_uvicorn_server(tmp_path):
+    import shutil
+
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (make test and make bench-http install it)")
+    out = tmp_path / "http.json"
+    run("benchmarks/bench_http.py", "--duration", "1", "--concurrency", "2",
+        "--ant-index", str(tmp_path / "none"), "--out", str(out))  # fmt: skip
+    payload = json.loads(out.read_text())
+    rows = {row["server"]: row for row in payload["rows"]}
+    assert set(rows) == {"trivial", "recommender"}
+    for row in rows.values():
+        assert row["index"] == "sample" and row["errors"] == 0 and row["requests_per_s"] > 0
+        assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
+    assert rows["recommender"]["share_of_trivial"] > 0
+    assert payload["machine"]["cores"] >= 1 and out.with_suffix(".png").is_file()
