@@ -142,6 +142,9 @@ def test_errors_are_status_codes_with_messages_naming_the_field(server):
     assert got == 400 and body["error"]["message"].startswith("body: not JSON")
     got, body, _ = call(base, "/v1/related", "POST", {"txt": "typo"})
     assert got == 400 and "txt" in body["error"]["message"]
+    huge = b'{"text": "' + b"x" * (17 * 1024 * 1024) + b'"}'
+    got, body, _ = call(base, "/v1/related", "POST", huge)
+    assert got == 413 and body["error"]["status"] == "RESOURCE_EXHAUSTED"
     got, body, _ = call(base, "/v1/related", "POST", {"k": 3})
     assert got == 400 and body["error"]["message"].startswith("query: set one of")
     # k may be left out over HTTP (10 results); given, it is checked as over gRPC

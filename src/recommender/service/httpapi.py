@@ -30,6 +30,7 @@ event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import socket
@@ -60,6 +61,7 @@ from recommender.v1 import recommender_pb2 as pb
 
 _log = logging.getLogger("recommender.service")
 MAX_BODY_BYTES = 16 * 1024 * 1024  # as the gRPC server's message limit
+DRAIN_BYTES = 4 * MAX_BODY_BYTES  # of an oversized body, read and dropped before the 413
 
 # The HTTP status gRPC transcoding gives each code (google.rpc.Code's mapping)
 HTTP_STATUS = {
@@ -88,11 +90,35 @@ SHORTHANDS = {
 
 
 class _Refused(Exception):
-    """A call stopped before the engine: its status code and message."""
+    """A call stopped before the engine: its status code and message (and the HTTP status,
+    where HTTP has a more precise one than the code's)."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, http_status: int = 0) -> None:
         super().__init__(message)
         self.code = code
+        self.http_status = http_status or HTTP_STATUS.get(code, 500)
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body, refused (413) past ``MAX_BODY_BYTES`` without keeping it in memory.
+
+    An oversized body is still read (and dropped) up to ``DRAIN_BYTES``: a client that is
+    still sending when the answer comes and the connection closes sees a reset, not the 413.
+    """
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= MAX_BODY_BYTES:
+            chunks.append(chunk)
+        elif chunks:
+            chunks = []  # over the limit: keep nothing
+        if size > DRAIN_BYTES:
+            break
+    if size > MAX_BODY_BYTES:
+        raise _Refused(
+            grpc.StatusCode.RESOURCE_EXHAUSTED, f"body: over {MAX_BODY_BYTES:,} bytes", 413
+        )
+    return b"".join(chunks)
 
 
 def message_json(message: Message) -> dict[str, Any]:
@@ -189,8 +215,6 @@ def _scalar(field: FieldDescriptor, value: str, name: str) -> Any:
 
 def _body_message(raw: bytes, message_type: type[Message]) -> Message:
     """The request message of a JSON body (``k`` defaults to ``DEFAULT_K`` where it exists)."""
-    if len(raw) > MAX_BODY_BYTES:
-        raise InvalidInputError(f"over {MAX_BODY_BYTES:,} bytes", field="body")
     try:
         data = json.loads(raw or b"{}")
     except (ValueError, RecursionError) as exc:
@@ -283,18 +307,13 @@ class HttpApi:
         )
 
     async def related_body(self, request: Request) -> Response:
-        raw = await request.body()
-        return await self._call("Related", request, lambda: _body_message(raw, pb.RelatedRequest))
+        return await self._call("Related", request, body=pb.RelatedRequest)
 
     async def recommend(self, request: Request) -> Response:
-        raw = await request.body()
-        return await self._call(
-            "Recommend", request, lambda: _body_message(raw, pb.RecommendRequest)
-        )
+        return await self._call("Recommend", request, body=pb.RecommendRequest)
 
     async def upsert(self, request: Request) -> Response:
-        raw = await request.body()
-        return await self._call("Upsert", request, lambda: _body_message(raw, pb.UpsertRequest))
+        return await self._call("Upsert", request, body=pb.UpsertRequest)
 
     async def article(self, request: Request) -> Response:
         article_id = request.path_params["article_id"]
@@ -308,14 +327,21 @@ class HttpApi:
         self,
         method: str,
         request: Request,
-        build: Callable[[], Message],
+        build: Callable[[], Message] | None = None,
         missing: str | None = None,
         lookup: Callable[[], bytes | None] | None = None,
+        body: type[Message] | None = None,
     ) -> Response:
+        """One call: admitted (token, write limit), answered (``lookup`` on the event loop,
+        else the servicer on the pool, with the request ``build`` makes or parsed from a JSON
+        ``body``), mapped to a status, counted in the metrics."""
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         try:
             self._admit(method, request)
+            if body is not None:
+                build = functools.partial(_body_message, await _read_body(request), body)
+            assert build is not None
             answer = lookup() if lookup is not None else None
             if answer is None:
                 loop = asyncio.get_running_loop()
@@ -323,7 +349,7 @@ class HttpApi:
             return Response(answer, media_type="application/json")
         except _Refused as refused:
             code = refused.code
-            return _error(code, str(refused))
+            return _error(code, str(refused), refused.http_status)
         except RecommenderError as error:
             code, message = status_of(error)
             return _error(code, message)
@@ -387,8 +413,8 @@ def _json(body: dict[str, Any], status: int) -> Response:
     )
 
 
-def _error(code: grpc.StatusCode, message: str) -> Response:
-    status = HTTP_STATUS.get(code, 500)
+def _error(code: grpc.StatusCode, message: str, status: int = 0) -> Response:
+    status = status or HTTP_STATUS.get(code, 500)
     return _json({"error": {"code": status, "status": code.name, "message": message}}, status)
 
 
