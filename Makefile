@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[service,dev,bench]"
+	$(PY) -m pip install --quiet -e ".[service,dev,bench,ray]"
 	@touch $(STAMP)
 
 test: lint unit

@@ -50,10 +50,16 @@ def _cmd_embed(args: argparse.Namespace) -> int:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
+    from recommender import remote
     from recommender.indexing import index_sources
 
+    url = args.index_dir if remote.is_url(args.index_dir) else None
+    local = Path(args.index_dir)
+    if url is not None:
+        remote.check_url(url)  # a missing backend fails before any work
+        local = Path(args.work_dir or remote.local_dir_for(url, "work"))
     config = IndexConfig(
-        index_dir=Path(args.index_dir),
+        index_dir=local,
         model_name=args.model,
         index_type=args.index_type,
         batch_size=args.batch_size,
@@ -62,10 +68,17 @@ def _cmd_index(args: argparse.Namespace) -> int:
         sync=args.sync,
         progress=not args.quiet,
         list_depth=args.list_depth,
+        engine=args.engine,
+        ray_address=args.ray_address,
+        ray_workers=args.ray_workers,
     )
+    if args.ray_address and args.engine != "ray":
+        raise InvalidInputError("--ray-address needs --engine ray", field="ray_address")
     if not 0 <= args.list_depth <= LIST_DEPTH:
         raise InvalidInputError(f"must be between 0 and {LIST_DEPTH}", field="list_depth")
     summary = index_sources(config, args.sources)
+    if url is not None:  # the work directory's snapshot, uploaded: files first, CURRENT last
+        summary.published_to = f"{url} ({remote.publish(local, url)})"
     for duplicate in summary.duplicate_notes[:20]:
         print(f"duplicate: {duplicate}", file=sys.stderr)
     if summary.duplicates > 20:
@@ -218,7 +231,26 @@ def _cmd_precompute(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from recommender import remote
+    from recommender.indexing import index_sources
+
+    if remote.is_url(args.to):
+        remote.check_url(args.to)
+    elif not Path(args.to).is_absolute():
+        raise InvalidInputError("give a URL or an absolute path", field="to")
+    root = Path(args.index_dir)
+    if not (root / "CURRENT").is_file():
+        raise InvalidInputError(f"{root} holds no index", field="index_dir")
+    # no sources: a snapshot of the working store when it changed since the last one
+    summary = index_sources(IndexConfig(index_dir=root, progress=not args.quiet), [])
+    name = remote.publish(root, args.to)
+    print(json.dumps({"snapshot": name, "built": summary.snapshot_built, "published_to": args.to}))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from recommender import remote
     from recommender.service.server import serve
 
     token = None
@@ -228,8 +260,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             raise InvalidInputError(f"{args.auth_token_file} is empty", field="auth_token_file")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise InvalidInputError("give both --tls-cert and --tls-key", field="tls_cert")
+    index_url = None
+    index_dir = Path(args.index_dir)
+    if remote.is_url(args.index_dir):
+        index_url = args.index_dir
+        remote.check_url(index_url)
+        index_dir = Path(args.mirror_dir or remote.local_dir_for(index_url, "mirror"))
     config = ServerConfig(
-        index_dir=Path(args.index_dir),
+        index_dir=index_dir,
+        index_url=index_url,
         address=args.address,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
         auth_token=token,
@@ -283,7 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     index.add_argument("sources", nargs="+", metavar="SOURCE", help="article files, or -")
-    index.add_argument("--index-dir", required=True, help="index directory")
+    index.add_argument(
+        "--index-dir", required=True,
+        help="index directory, or an fsspec URL to publish to (file://, s3://, ...)",
+    )  # fmt: skip
+    index.add_argument(
+        "--work-dir", metavar="DIR",
+        help="with a URL: the local directory of the working store and builds "
+        "(default: ~/.cache/recommender/work/<digest of the URL>)",
+    )  # fmt: skip
     index.add_argument("--model", help="model name or path (default: the index's, else USE)")
     from recommender.index import HNSW_THRESHOLD
 
@@ -302,6 +349,17 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--sync", action="store_true", help="sources are the whole archive: delete the rest"
     )
+    index.add_argument(
+        "--engine", choices=("local", "ray"), default=default_of(IndexConfig, "engine"),
+        help="where texts are embedded: here, or on Ray (pip install \"recommender[ray]\"); "
+        "the store, cache and snapshot are written here either way",
+    )  # fmt: skip
+    index.add_argument(
+        "--ray-address", metavar="ADDR",
+        help="a Ray cluster (e.g. ray://head:10001 or auto); default: a local Ray instance",
+    )  # fmt: skip
+    add_defaulted(index, "--ray-workers", IndexConfig, "ray_workers",
+                  "embedding actors on Ray (0: one per GPU, else one per CPU)")  # fmt: skip
     index.add_argument("--quiet", action="store_true", help="no progress bar")
     index.set_defaults(handler=_cmd_index)
 
@@ -367,7 +425,15 @@ def build_parser() -> argparse.ArgumentParser:
             "metrics, real-time Upsert/Delete and hot reload of new snapshots."
         ),
     )
-    serve.add_argument("--index-dir", required=True, help="index directory")
+    serve.add_argument(
+        "--index-dir", required=True,
+        help="index directory, or an fsspec URL a writer publishes to (read-only replica)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--mirror-dir", metavar="DIR",
+        help="with a URL: where its snapshots are mirrored (default: "
+        "~/.cache/recommender/mirror/<digest of the URL>)",
+    )  # fmt: skip
     add_defaulted(serve, "--address", ServerConfig, "address", "HOST:PORT to listen on")
     add_defaulted(serve, "--metrics-port", ServerConfig, "metrics_port", "-1 to disable")
     serve.add_argument("--auth-token-file", help="require this bearer token for writes")
@@ -421,6 +487,20 @@ def build_parser() -> argparse.ArgumentParser:
     precompute.add_argument("--since", help="ISO 8601 time: only lists changed since")
     precompute.add_argument("-k", type=int, default=10, help="results per article (default 10)")
     precompute.set_defaults(handler=_cmd_precompute)
+
+    publish = commands.add_parser(
+        "publish",
+        help="upload an index's snapshot to shared storage for read-only replicas",
+        description=(
+            "Publish the snapshot of an index directory (building one first when its working "
+            "store changed since the last, e.g. by a server's live writes) to an fsspec URL: "
+            "files first, CURRENT last. Replicas serving the URL pick it up."
+        ),
+    )
+    publish.add_argument("--index-dir", required=True, help="the writer's index directory")
+    publish.add_argument("--to", required=True, metavar="URL", help="file://, s3://, gs://, ...")
+    publish.add_argument("--quiet", action="store_true", help="no progress bar")
+    publish.set_defaults(handler=_cmd_publish)
 
     inspect = commands.add_parser(
         "inspect",

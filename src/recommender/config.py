@@ -28,6 +28,9 @@ class IndexConfig:
     detect_language: bool = True
     progress: bool = True
     list_depth: int = LIST_DEPTH  # related results stored per article; 0: no stored lists
+    engine: str = "local"  # where texts are embedded: "local", or "ray" (``raybatch``)
+    ray_address: str | None = None  # a Ray cluster (None: a local Ray instance)
+    ray_workers: int = 0  # embedding actors on Ray (0: one per GPU, else one per CPU)
 
 
 # Request threads of the gRPC server: Python work holds the GIL, so threads beyond what the
@@ -67,4 +70,8 @@ class ServerConfig:
     write_burst: int = 100
     # HTTP/JSON beside gRPC on this port (same host; 0: a free port; None: no HTTP)
     http_port: int | None = None
+    # serve a published index from shared storage: mirror this fsspec URL into index_dir
+    # (``remote``); such a server is read-only
+    index_url: str | None = None
+    read_only: bool = False
     cors_origins: tuple[str, ...] = ()  # origins whose pages may call the HTTP API; none: off

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender import listbuild
+from recommender import listbuild, raybatch
 from recommender.articles import (
     Article,
     Deletion,
@@ -30,6 +30,7 @@ from recommender.articles import (
 )
 from recommender.config import IndexConfig
 from recommender.embedding import Embedder, EmbeddingCache
+from recommender.embedding.cache import text_hash
 from recommender.errors import InvalidInputError
 from recommender.index.factory import check_spec
 from recommender.snapshot import (
@@ -60,6 +61,7 @@ class IndexSummary:
     deleted: int = 0
     rejected: int = 0
     embedded: int = 0
+    embedded_on_ray: int = 0  # of the texts embedded, those sent to Ray (``--engine ray``)
     articles: int = 0
     snapshot: str | None = None
     snapshot_built: bool = False
@@ -67,6 +69,7 @@ class IndexSummary:
     duplicates: int = 0  # ids read again in this run (the later record won)
     seconds: float = 0.0
     lists_seconds: float = 0.0  # of ``seconds``: computing the stored lists
+    published_to: str | None = None  # the URL the snapshot was uploaded to (``remote``)
     rejections: list[Rejection] = field(default_factory=list, repr=False)
     duplicate_notes: list[Duplicate] = field(default_factory=list, repr=False)
 
@@ -110,6 +113,12 @@ def index_sources(
     missing = missing_sources(sources)
     if missing:  # checked before any work: nothing is half indexed
         raise InvalidInputError(f"no such file: {', '.join(missing)}", field="source")
+    if config.engine not in ("local", "ray"):
+        raise InvalidInputError(f"{config.engine!r} is not local or ray", field="engine")
+    # Ray first: a missing extra or an unreachable cluster fails before any work
+    deferred = (
+        raybatch.Deferred(raybatch.start(config.ray_address)) if config.engine == "ray" else None
+    )
     root = Path(config.index_dir)
     root.mkdir(parents=True, exist_ok=True)
     summary = IndexSummary()
@@ -142,18 +151,22 @@ def index_sources(
                     summary.duplicate_notes.append(item)
                 continue
             if isinstance(item, Deletion):
-                _flush(pending, store, counting, config, summary)
+                _flush(pending, store, counting, config, summary, deferred)
+                if deferred is not None:
+                    deferred.action(item.id)  # an earlier version waiting for Ray is void
                 summary.deleted += len(store.delete([item.id]))
                 seen.discard(item.id)
                 continue
             seen.add(item.id)
             if item.id in pending:  # the same id twice in one batch: the later record wins
-                _flush(pending, store, counting, config, summary)
+                _flush(pending, store, counting, config, summary, deferred)
             pending[item.id] = item
             if len(pending) >= config.batch_size:
-                _flush(pending, store, counting, config, summary)
-        _flush(pending, store, counting, config, summary)
+                _flush(pending, store, counting, config, summary, deferred)
+        _flush(pending, store, counting, config, summary, deferred)
         progress.close()
+        if deferred is not None:
+            _store_deferred(deferred, store, counting, config, summary)
 
         if config.sync:
             gone = store.all_ids() - seen - rejected_ids
@@ -170,7 +183,7 @@ def index_sources(
             summary.deleted += len(store.delete(sorted(gone)))
 
         summary.rejected = len(summary.rejections)
-        summary.embedded = counting.embedded
+        summary.embedded = counting.embedded + summary.embedded_on_ray
         summary.articles = len(store)
         if summary.rejections:
             rejects_path = root / REJECTS_FILE
@@ -264,8 +277,10 @@ def _flush(
     embedder: Embedder,
     config: IndexConfig,
     summary: IndexSummary,
+    deferred: raybatch.Deferred | None = None,
 ) -> None:
-    """Embed and write one batch of articles; articles with no text are rejected."""
+    """Embed and write one batch of articles; articles with no text are rejected. With Ray,
+    articles whose texts miss the cache are ``deferred`` to the cluster instead."""
     if not pending:
         return
     articles = list(pending.values())
@@ -280,6 +295,10 @@ def _flush(
     for _, name, message in problems:
         summary.rejections.append(Rejection("-", 0, name, message))
     kept = [(a, t) for a, t in zip(changed, texts, strict=True) if t is not None]
+    if deferred is not None:
+        for article in articles:
+            deferred.action(article.id)  # supersedes an earlier version waiting for Ray
+        kept = _defer_uncached(kept, embedder, deferred)
     if not kept:
         return
     articles, prepared = [a for a, _ in kept], [t for _, t in kept]
@@ -289,6 +308,49 @@ def _flush(
     summary.updated += len(outcome.updated)
     # content identical but the vector for this model was missing: counted as unchanged
     summary.unchanged += len(outcome.unchanged)
+
+
+def _defer_uncached(
+    kept: list[tuple[Article, str]], embedder: Embedder, deferred: raybatch.Deferred
+) -> list[tuple[Article, str]]:
+    """The articles whose vectors the cache holds (written now); the rest go to Ray."""
+    cached = (
+        embedder.cache.get_many(embedder.identity, list({text_hash(t) for _, t in kept}))
+        if embedder.cache is not None
+        else {}
+    )
+    now = []
+    for article, text in kept:
+        if text_hash(text) in cached:
+            now.append((article, text))
+        else:
+            deferred.add(article, text)
+    return now
+
+
+def _store_deferred(
+    deferred: raybatch.Deferred,
+    store: ArticleStore,
+    embedder: Embedder,
+    config: IndexConfig,
+    summary: IndexSummary,
+) -> None:
+    """Embed the deferred texts on Ray and write what is still current, batch by batch."""
+    progress = _progress(config.progress, "embedding on Ray", deferred.count)
+    for articles, texts, vectors in deferred.embedded(
+        embedder.model_name, embedder.identity, config.ray_workers, config.batch_size
+    ):
+        if embedder.cache is not None:
+            embedder.cache.put_many(
+                embedder.identity, zip([text_hash(t) for t in texts], vectors, strict=True)
+            )
+        outcome = store_articles(store, embedder, articles, texts, vectors)
+        summary.added += len(outcome.added)
+        summary.updated += len(outcome.updated)
+        summary.unchanged += len(outcome.unchanged)
+        progress.update(len(articles))
+    progress.close()
+    summary.embedded_on_ray = deferred.count
 
 
 class _NoProgress:

@@ -351,7 +351,10 @@ class LiveIndex:
         if self.store is None and self.store_problem is not None:
             raise StoreError(self.store_problem)
         if self.store is None:
-            raise InvalidInputError("this engine is read-only", field="index_dir")
+            raise StoreError(
+                "this index is served read-only (a replica of a published index): send writes "
+                "to the server or job that owns its working store"
+            )
         return self.store
 
     def close(self) -> None:

@@ -166,7 +166,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
     """
     engine = engine or Engine(
         config.index_dir,
-        writable=True,
+        writable=not config.read_only,
         result_cache_size=config.result_cache,
         use_lists=config.use_lists,
     )
@@ -336,6 +336,20 @@ class JsonFormatter(logging.Formatter):
 def serve(config: ServerConfig, label: str = "") -> int:
     """Run until SIGTERM or SIGINT, then shut down gracefully (``config.processes`` server
     processes on the port when more than one: ``processes``)."""
+    mirror = None
+    if config.index_url:  # one mirror per server, however many processes serve it
+        from recommender.remote import Mirror
+
+        mirror = Mirror(config.index_url, config.index_dir, config.watch_interval).start()
+        config = dataclasses.replace(config, index_url=None, read_only=True)
+    try:
+        return _serve_here(config, label)
+    finally:
+        if mirror is not None:
+            mirror.stop()
+
+
+def _serve_here(config: ServerConfig, label: str) -> int:
     processes = config.processes or os.cpu_count() or 1
     if processes > 1:
         from recommender.service.processes import serve_processes  # it imports this module

@@ -1,0 +1,124 @@
+"""Snapshots on shared storage (a ``file://`` URL): publish, mirror, two replicas converging."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import grpc
+import pytest
+from conftest import SAMPLE, listening_lines
+
+from recommender import remote
+from recommender.client import RecommenderClient
+from recommender.snapshot import current_name
+
+pytestmark = pytest.mark.slow
+SEED = "libya-security-memoranda"
+NEW = {
+    "id": "libya-turkey-training-published",
+    "title": "تركيا تبدأ تدريب قوات ليبية بموجب مذكرة التفاهم الأمنية والعسكرية",
+    "lead": "بدأ فريق عسكري تركي في طرابلس تدريب عناصر من الجيش الليبي تنفيذاً لمذكرة التفاهم.",
+    "lang": "ar",
+    "published_at": "2020-09-01T10:00:00+02:00",
+}
+
+
+def cli(*args: str) -> dict:
+    run = subprocess.run([sys.executable, "-m", "recommender", *args],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def start_server(index_dir: str, *extra: str) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recommender", "serve", "--index-dir", index_dir,
+         "--address", "127.0.0.1:0", "--metrics-port", "-1", "--processes", "1", *extra],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    (line,) = listening_lines(process)
+    port = line.split("listening on 127.0.0.1:")[1].split()[0].rstrip(",")
+    return process, f"127.0.0.1:{port}"
+
+
+def test_the_mirror_refuses_a_snapshot_that_fails_its_checksums(sample_index, tmp_path):
+    url = f"file://{tmp_path / 'shared'}"
+    name = remote.publish(sample_index, url)
+    assert remote.remote_current(url) == name
+    assert remote.publish(sample_index, url) == name  # again: nothing re-uploaded, same pointer
+    good = tmp_path / "good"
+    assert remote.mirror(url, good) == name and current_name(good) == name
+    assert remote.mirror(url, good) is None  # up to date
+    # damage the published copy: a fresh mirror must not switch to it
+    damaged = tmp_path / "shared" / "snapshots" / name / "labels.npy"
+    damaged.write_bytes(damaged.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(Exception, match="checksum"):
+        remote.mirror(url, tmp_path / "fresh")
+    assert current_name(tmp_path / "fresh") is None
+    assert not list((tmp_path / "fresh" / "snapshots").iterdir())  # the partial copy is gone
+
+
+def test_two_replicas_pick_up_a_publish_and_answer_identically(tmp_path):
+    url = f"file://{tmp_path / 'shared'}"
+    work = tmp_path / "work"
+    cli("index", str(SAMPLE), "--index-dir", url, "--work-dir", str(work), "--quiet")
+    replicas = [start_server(url, "--mirror-dir", str(tmp_path / f"mirror{i}")) for i in (1, 2)]
+    writer = None
+    try:
+        clients = [RecommenderClient(address) for _, address in replicas]
+        for client in clients:
+            client.wait_until_serving(180)
+        before = [list(c.related(article_id=SEED, k=10).results) for c in clients]
+        assert before[0] == before[1] and len(before[0]) == 10
+        # a replica is read-only: writes are refused, naming where they go
+        with pytest.raises(grpc.RpcError) as refused:
+            clients[0].upsert([NEW])
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "read-only" in refused.value.details()
+
+        # the writer: a server on the work directory takes a live write, then publishes
+        writer, writer_address = start_server(str(work))
+        with RecommenderClient(writer_address, token=None) as write_client:
+            write_client.wait_until_serving(180)
+            assert write_client.upsert([NEW]).added == 1
+        published = cli("publish", "--index-dir", str(work), "--to", url, "--quiet")
+        assert published["built"] is True
+        done = time.monotonic()
+        delays = []
+        for client in clients:
+            while True:
+                try:
+                    client.get_article(NEW["id"])
+                    break
+                except grpc.RpcError as error:
+                    assert error.code() == grpc.StatusCode.NOT_FOUND
+                    assert time.monotonic() - done < 60, "the replica did not pick it up"
+                    time.sleep(0.05)
+            delays.append(time.monotonic() - done)
+        print(f"publish reached the replicas after {delays[0]:.2f} s and {delays[1]:.2f} s")
+        after = [list(c.related(article_id=SEED, k=10).results) for c in clients]
+        assert after[0] == after[1]
+        assert NEW["id"] in [r.id for r in after[0]]
+        assert clients[0].stats().snapshot == clients[1].stats().snapshot == published["snapshot"]
+        for client in clients:
+            client.close()
+    finally:
+        for process, _ in replicas:
+            process.terminate()
+        if writer is not None:
+            writer.terminate()
+        for process in [p for p, _ in replicas] + ([writer] if writer else []):
+            process.wait(timeout=60)
+
+
+def test_a_url_without_its_backend_is_a_clear_error(tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "recommender", "index", str(SAMPLE), "--index-dir",
+         "nosuchscheme://bucket/news", "--work-dir", str(tmp_path / "w"), "--quiet"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 2 and "nosuchscheme" in run.stderr
+    assert not (tmp_path / "w").exists()  # refused before any work
