@@ -55,8 +55,11 @@ def test_ray_and_local_give_the_same_ids_vectors_and_lists(tmp_path):
     local = index("local", sources, tmp_path / "local")
     remote = index("ray", sources, tmp_path / "ray")
     assert remote["embedded_on_ray"] > 0 and local["embedded_on_ray"] == 0
-    for key in ("read", "added", "deleted", "rejected", "articles"):
+    # the same final index; the added / deleted counts may differ, since a version the Ray
+    # path defers and a later record supersedes never reaches the store to be counted
+    for key in ("read", "rejected", "articles"):
         assert remote[key] == local[key], key
+    assert (local["added"], local["deleted"]) == (93, 2) and remote["deleted"] == 0
 
     a, b = vectors_by_id(tmp_path / "local"), vectors_by_id(tmp_path / "ray")
     assert set(a) == set(b) and "ray-order-a" not in b and "wuhan-life-returns" not in b
