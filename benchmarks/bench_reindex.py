@@ -12,7 +12,12 @@ package, embedding cache empty at start):
 Reports seconds, articles/s and the peak memory of each run (a separate process each).
 Writes benchmarks/results/reindex.json.
 
-    .venv/bin/python benchmarks/bench_reindex.py [--limit 5000]
+``--engine ray`` runs the same three runs with ``recommender index --engine ray`` (a local Ray
+instance started by each run): its peak memory is sampled over the job's process and every
+Ray process (raylet, GCS, the embedding actors), which are not its children. Writes
+benchmarks/results/reindex-ray.json.
+
+    .venv/bin/python benchmarks/bench_reindex.py [--limit 5000] [--engine ray]
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,31 +60,75 @@ def write_source(source: Path, target: Path, limit: int | None, edit_every: int 
     return count
 
 
-def run_index(source: Path, index_dir: Path) -> dict[str, Any]:
+def _rss_kb(pids: set[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def _ray_pids() -> set[int]:
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    command = handle.read()
+            except OSError:
+                continue
+            if b"ray::" in command or b"/ray/" in command:
+                pids.add(int(entry))
+    return pids
+
+
+def run_index(source: Path, index_dir: Path, engine: str = "local") -> dict[str, Any]:
     """One ``recommender index`` process; its summary, wall time and peak memory."""
     started = time.perf_counter()
-    done = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "recommender", "index", str(source), "--index-dir",
-         str(index_dir), "--quiet", "--max-rejects", "1000000"],
-        capture_output=True, text=True, check=False,
+         str(index_dir), "--quiet", "--max-rejects", "1000000", "--engine", engine],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    peak_sampled = 0
+    stop = threading.Event()
+
+    def sample() -> None:  # Ray's processes are not the job's children: sum them all
+        nonlocal peak_sampled
+        while not stop.wait(0.5):
+            peak_sampled = max(peak_sampled, _rss_kb({process.pid} | _ray_pids()))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    if engine == "ray":
+        sampler.start()
+    out, err = process.communicate()
+    stop.set()
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"recommender index failed: {done.stderr[-2000:]}")
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    if process.returncode != 0:
+        raise RuntimeError(f"recommender index failed: {err[-2000:]}")
+    summary = json.loads(out.strip().splitlines()[-1])
     # the largest child so far: each run is at least as large as the one before it
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return {"summary": summary, "seconds": round(seconds, 2), "peak_rss_max_so_far_kb": peak_kb}
+    result = {"summary": summary, "seconds": round(seconds, 2), "peak_rss_max_so_far_kb": peak_kb}
+    if engine == "ray":
+        result["peak_rss_with_ray_kb"] = peak_sampled
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=ANT)
     parser.add_argument("--limit", type=int, help="first N records only (default: all)")
-    parser.add_argument(
-        "--out", type=Path, default=ROOT / "benchmarks" / "results" / "reindex.json"
-    )
+    parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument("--out", type=Path, help="default results/reindex[-ray].json")
     args = parser.parse_args()
+    suffix = "-ray" if args.engine == "ray" else ""
+    args.out = args.out or ROOT / "benchmarks" / "results" / f"reindex{suffix}.json"
     if not args.source.is_file():
         print(f"{args.source} not found: nothing to measure", file=sys.stderr)
         return 1
@@ -90,7 +141,7 @@ def main() -> int:
         index_dir = Path(tmp) / "index"
         for name, path in (("cold", source), ("unchanged", source),
                            ("one percent changed", edited)):  # fmt: skip
-            result = run_index(path, index_dir)
+            result = run_index(path, index_dir, args.engine)
             summary = result["summary"]
             row = {
                 "run": name,
@@ -101,7 +152,10 @@ def main() -> int:
                 "seconds": result["seconds"],
                 "articles_per_s": round(n / result["seconds"], 1),
                 "peak_rss_max_so_far_mb": round(result["peak_rss_max_so_far_kb"] / 1024, 1),
+                "engine": args.engine,
             }
+            if "peak_rss_with_ray_kb" in result:
+                row["peak_rss_job_and_ray_mb"] = round(result["peak_rss_with_ray_kb"] / 1024, 1)
             print(json.dumps(row, ensure_ascii=False), flush=True)
             rows.append(row)
         sizes = {
@@ -111,7 +165,7 @@ def main() -> int:
             for p in index_dir.iterdir()
         }
     payload = {
-        "machine": machine_info(source=str(args.source), limit=args.limit),
+        "machine": machine_info(source=str(args.source), limit=args.limit, engine=args.engine),
         "rows": rows,
         "index_dir_bytes": sizes,
     }

@@ -115,10 +115,10 @@ def index_sources(
         raise InvalidInputError(f"no such file: {', '.join(missing)}", field="source")
     if config.engine not in ("local", "ray"):
         raise InvalidInputError(f"{config.engine!r} is not local or ray", field="engine")
-    # Ray first: a missing extra or an unreachable cluster fails before any work
-    deferred = (
-        raybatch.Deferred(raybatch.start(config.ray_address)) if config.engine == "ray" else None
-    )
+    deferred = None
+    if config.engine == "ray":
+        raybatch.import_ray()  # a missing extra fails before any work
+        deferred = raybatch.Deferred(config.ray_address)
     root = Path(config.index_dir)
     root.mkdir(parents=True, exist_ok=True)
     summary = IndexSummary()

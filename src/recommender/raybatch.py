@@ -71,9 +71,12 @@ class EncoderActor:
 
 @dataclass
 class Deferred:
-    """Articles whose texts the cluster embeds, with the latest action seen per id."""
+    """Articles whose texts the cluster embeds, with the latest action seen per id. Ray is
+    started (or joined, at ``address``) at the first text to embed: a run with nothing to
+    embed never starts it."""
 
-    ray: Any
+    address: str | None
+    ray: Any = None
     chunks: list[Any] = field(default_factory=list)  # object refs of Arrow tables
     rows: list[tuple[int, str, str]] = field(default_factory=list)  # seq, article JSON, text
     latest: dict[str, int] = field(default_factory=dict)
@@ -97,6 +100,8 @@ class Deferred:
     def _put(self) -> None:
         import pyarrow as pa
 
+        if self.rows and self.ray is None:
+            self.ray = start(self.address)
         if self.rows:
             seqs, records, texts = zip(*self.rows, strict=True)
             table = pa.table({"seq": list(seqs), "article": list(records), "text": list(texts)})
@@ -109,7 +114,7 @@ class Deferred:
         """The deferred articles still current, with their texts and vectors, in batches of
         about ``batch_size`` as the cluster returns them."""
         self._put()
-        if not self.chunks:
+        if not self.chunks or self.ray is None:
             return
         gpus = float(self.ray.cluster_resources().get("GPU", 0))
         cpus = float(self.ray.cluster_resources().get("CPU", 1))
