@@ -76,3 +76,18 @@ def test_ray_and_local_give_the_same_ids_vectors_and_lists(tmp_path):
     finally:
         here.close()
         there.close()
+
+
+def test_ray_is_imported_only_on_its_path_and_its_absence_names_the_extra(tmp_path):
+    check = "import sys, recommender.cli, recommender.indexing; assert 'ray' not in sys.modules"
+    subprocess.run([sys.executable, "-c", check], check=True, timeout=120)
+    # Ray made unimportable: --engine ray fails before any work, naming the extra
+    script = (
+        "import sys; sys.modules['ray'] = None; from recommender.cli import main; "
+        f"sys.exit(main(['index', {str(SAMPLE)!r}, '--index-dir', {str(tmp_path / 'i')!r}, "
+        "'--engine', 'ray', '--quiet']))"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert run.returncode == 2 and 'pip install "recommender[ray]"' in run.stderr
+    assert not (tmp_path / "i").exists()
