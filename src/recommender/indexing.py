@@ -337,6 +337,22 @@ def _store_deferred(
 ) -> None:
     """Embed the deferred texts on Ray and write what is still current, batch by batch."""
     progress = _progress(config.progress, "embedding on Ray", deferred.count)
+    try:
+        _write_embedded(deferred, store, embedder, config, summary, progress)
+    finally:
+        deferred.close()
+        progress.close()
+    summary.embedded_on_ray = deferred.count
+
+
+def _write_embedded(
+    deferred: raybatch.Deferred,
+    store: ArticleStore,
+    embedder: Embedder,
+    config: IndexConfig,
+    summary: IndexSummary,
+    progress: Any,
+) -> None:
     for articles, texts, vectors in deferred.embedded(
         embedder.model_name, embedder.identity, config.ray_workers, config.batch_size
     ):
@@ -349,8 +365,6 @@ def _store_deferred(
         summary.updated += len(outcome.updated)
         summary.unchanged += len(outcome.unchanged)
         progress.update(len(articles))
-    progress.close()
-    summary.embedded_on_ray = deferred.count
 
 
 class _NoProgress:

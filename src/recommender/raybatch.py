@@ -155,6 +155,12 @@ class Deferred:
             texts = [str(batch["text"][i]) for i in current]
             yield articles, texts, np.asarray(batch["vector"], dtype=np.float32)[current]
 
+    def close(self) -> None:
+        """Leave Ray (a local instance stops): the snapshot and lists build that follow need
+        the machine, not Ray's idle processes."""
+        if self.ray is not None and self.ray.is_initialized():
+            self.ray.shutdown()
+
 
 def _id_of(record: str) -> str:
     return str(json.loads(record)["id"])
