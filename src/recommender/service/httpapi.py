@@ -295,8 +295,10 @@ class HttpApi:
 
         def lookup() -> bytes | None:
             # a page view answered from the stored list takes tens of microseconds: done on
-            # the event loop, it saves the two thread switches of the pool (measured: +60 %
-            # requests/s on ANT at 16 connections); anything else ranks on the pool
+            # the event loop, it saves the pool's two thread switches (with related_json:
+            # 3,319 -> 6,090 req/s on ANT at 16 connections; benchmarks/README.md). It may
+            # first apply other processes' writes (milliseconds, after writes only); anything
+            # that ranks live goes to the pool
             encoded = self.servicer.stored_answer(related_from_query(article_id, params))
             if encoded is None:
                 return None
