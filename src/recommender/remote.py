@@ -89,6 +89,8 @@ def publish(local_root: Path, url: str, keep: int = KEEP_REMOTE) -> str:
     target = f"{root}/{SNAPSHOTS_DIR}/{name}"
     if not fs.exists(f"{target}/manifest.json"):  # an upload already complete is not repeated
         staging = f"{root}/{SNAPSHOTS_DIR}/{_DOWNLOADING}{name}"
+        if fs.exists(staging):  # an upload interrupted before: start it again
+            fs.rm(staging, recursive=True)
         fs.put(str(source), staging, recursive=True)
         fs.mv(staging, target, recursive=True)
     fs.pipe_file(f"{root}/{CURRENT_FILE}.tmp", (name + "\n").encode())
