@@ -43,7 +43,7 @@ from recommender.snapshot import (
     snapshot_problem,
     working_store,
 )
-from recommender.store import ArticleStore
+from recommender.store import ArticleStore, UpsertOutcome
 from recommender.writer import embed_texts, prepare_texts, store_articles
 
 REJECTS_FILE = "rejects.jsonl"
@@ -303,11 +303,7 @@ def _flush(
         return
     articles, prepared = [a for a, _ in kept], [t for _, t in kept]
     vectors = embed_texts(embedder, prepared)
-    outcome = store_articles(store, embedder, articles, prepared, vectors)
-    summary.added += len(outcome.added)
-    summary.updated += len(outcome.updated)
-    # content identical but the vector for this model was missing: counted as unchanged
-    summary.unchanged += len(outcome.unchanged)
+    _tally(summary, store_articles(store, embedder, articles, prepared, vectors))
 
 
 def _defer_uncached(
@@ -337,34 +333,27 @@ def _store_deferred(
 ) -> None:
     """Embed the deferred texts on Ray and write what is still current, batch by batch."""
     progress = _progress(config.progress, "embedding on Ray", deferred.count)
+    batches = deferred.embedded(
+        embedder.model_name, embedder.identity, config.ray_workers, config.batch_size
+    )
     try:
-        _write_embedded(deferred, store, embedder, config, summary, progress)
+        for articles, texts, vectors in batches:
+            if embedder.cache is not None:
+                hashes = [text_hash(t) for t in texts]
+                embedder.cache.put_many(embedder.identity, zip(hashes, vectors, strict=True))
+            _tally(summary, store_articles(store, embedder, articles, texts, vectors))
+            progress.update(len(articles))
     finally:
         deferred.close()
         progress.close()
     summary.embedded_on_ray = deferred.count
 
 
-def _write_embedded(
-    deferred: raybatch.Deferred,
-    store: ArticleStore,
-    embedder: Embedder,
-    config: IndexConfig,
-    summary: IndexSummary,
-    progress: Any,
-) -> None:
-    for articles, texts, vectors in deferred.embedded(
-        embedder.model_name, embedder.identity, config.ray_workers, config.batch_size
-    ):
-        if embedder.cache is not None:
-            embedder.cache.put_many(
-                embedder.identity, zip([text_hash(t) for t in texts], vectors, strict=True)
-            )
-        outcome = store_articles(store, embedder, articles, texts, vectors)
-        summary.added += len(outcome.added)
-        summary.updated += len(outcome.updated)
-        summary.unchanged += len(outcome.unchanged)
-        progress.update(len(articles))
+def _tally(summary: IndexSummary, outcome: UpsertOutcome) -> None:
+    summary.added += len(outcome.added)
+    summary.updated += len(outcome.updated)
+    # content identical but the vector for this model was missing: counted as unchanged
+    summary.unchanged += len(outcome.unchanged)
 
 
 class _NoProgress:
