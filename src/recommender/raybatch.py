@@ -145,13 +145,14 @@ class Deferred:
             num_gpus=1 if gpus else 0,
         )
         for batch in embedded.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            records = [json.loads(record) for record in batch["article"]]
             current = [
                 i for i, seq in enumerate(batch["seq"])
-                if self.latest.get(_id_of(batch["article"][i])) == int(seq)
+                if self.latest.get(records[i]["id"]) == int(seq)
             ]  # fmt: skip
             if not current:
                 continue
-            articles = [_article(batch["article"][i]) for i in current]
+            articles = [article_from_record(records[i], detect_language=False) for i in current]
             texts = [str(batch["text"][i]) for i in current]
             yield articles, texts, np.asarray(batch["vector"], dtype=np.float32)[current]
 
@@ -160,14 +161,6 @@ class Deferred:
         the machine, not Ray's idle processes."""
         if self.ray is not None and self.ray.is_initialized():
             self.ray.shutdown()
-
-
-def _id_of(record: str) -> str:
-    return str(json.loads(record)["id"])
-
-
-def _article(record: str) -> Article:
-    return article_from_record(json.loads(record), detect_language=False)
 
 
 def start(address: str | None) -> Any:
