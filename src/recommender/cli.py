@@ -102,7 +102,7 @@ def _cmd_related(args: argparse.Namespace) -> int:
             negative_ids=tuple(args.negative or ()),
             k=args.k,
             filters=filters_from_args(args),
-            options=options_from_args(args),
+            options=options_from_args(args, engine.default_options),
             published_at=parse_date_field(args.published_at, "published_at"),
         )
     finally:
@@ -120,7 +120,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
             args.history,
             k=args.k,
             filters=filters_from_args(args),
-            options=options_from_args(args),
+            options=options_from_args(args, engine.default_options),
         )
     finally:
         engine.close()
@@ -131,10 +131,11 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from recommender import evaluation
     from recommender.embedding import Embedder, EmbeddingCache
+    from recommender.embedding.profiles import default_options
 
     cache = EmbeddingCache(Path(args.cache).expanduser())
     embedder = Embedder(args.model, cache=cache)
-    options = options_from_args(args)
+    options = options_from_args(args, default_options(embedder.model_name))
     if args.kind == "pairs":
         result = evaluation.eval_pairs(args.file, embedder, options)
     elif args.kind == "clusters":

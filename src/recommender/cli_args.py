@@ -79,9 +79,12 @@ def _option_overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def options_from_args(args: argparse.Namespace) -> RankingOptions:
-    """The ranking options of the command line (defaults where none given)."""
-    return RankingOptions.from_overrides(**_option_overrides(args))
+def options_from_args(
+    args: argparse.Namespace, base: RankingOptions | None = None
+) -> RankingOptions:
+    """The ranking options of the command line (``base``, the model's defaults, where none
+    given)."""
+    return RankingOptions.from_overrides(base=base, **_option_overrides(args))
 
 
 def add_filter_args(parser: argparse.ArgumentParser) -> None:

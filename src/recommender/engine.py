@@ -46,7 +46,8 @@ MAX_K = 100
 _LANG_CODE = re.compile(r"[a-z]{2}")
 MAX_TEXT_CHARS = 100_000
 # A request without filters or options: adapters pass these very objects, so recognising
-# the page-view request costs an identity check (``_answerable``)
+# the page-view request costs an identity check (``_answerable``). DEFAULT_OPTIONS stands for
+# the model's defaults (``Engine.default_options``), whatever values it holds.
 NO_FILTERS = Filters()
 DEFAULT_OPTIONS = RankingOptions()
 
@@ -214,7 +215,7 @@ class Engine:
             raise InvalidInputError("negative_ids need positive_ids", field="negative_ids")
         if lang is not None and lang and not _LANG_CODE.fullmatch(lang):
             raise InvalidInputError(f"{echo(lang)} is not an ISO 639-1 code", field="lang")
-        filters, options = filters or Filters(), options or RankingOptions()
+        filters, options = filters or Filters(), self._options(options)
         self.live.catch_up_if_behind()
         if article_id is not None:
             stored = self._stored_list(article_id, k, filters, options)
@@ -270,8 +271,17 @@ class Engine:
             self.use_lists
             and 1 <= k <= self.live.lists.depth
             and (filters is NO_FILTERS or filters == NO_FILTERS)
-            and (options is DEFAULT_OPTIONS or options == DEFAULT_OPTIONS)
+            and (options is DEFAULT_OPTIONS or options == self.default_options)
         )
+
+    @property
+    def default_options(self) -> RankingOptions:
+        """The ranking defaults under the index's model (``embedding.profiles``): what a
+        request without options gets, and what the stored lists were ranked with."""
+        return self.space.options
+
+    def _options(self, options: RankingOptions | None) -> RankingOptions:
+        return self.default_options if options is None or options is DEFAULT_OPTIONS else options
 
     def wait_for_lists(self, timeout: float = 60.0) -> bool:
         """Wait until every stored list changed by a write is recomputed; False on timeout."""
@@ -290,7 +300,7 @@ class Engine:
         self.live.catch_up_if_behind()
         space = self.space
         query = queries.history_query(space, history_ids)
-        return self._rank(space, query, k, filters or Filters(), options or RankingOptions())
+        return self._rank(space, query, k, filters or Filters(), self._options(options))
 
     def _rank(
         self, space: RowSpace, query: Query, k: int, filters: Filters, options: RankingOptions

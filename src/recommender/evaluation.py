@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from recommender import candidates, queries
 from recommender.articles import Article, parse_datetime
 from recommender.embedding import Embedder
+from recommender.embedding.profiles import default_options
 from recommender.errors import InvalidInputError
 from recommender.lexical import LexicalModel
 from recommender.ranking import (
@@ -64,13 +65,14 @@ class EvalCorpus:
     vectors: np.ndarray
     lexical: sp.csr_matrix
     model: LexicalModel
+    model_name: str | None = None  # the embedding model (its ranking defaults: ``profiles``)
 
     @classmethod
     def build(cls, texts: Sequence[str], embedder: Embedder) -> EvalCorpus:
         """Embed and fit the lexical model on ``texts`` (already prepared by a recipe)."""
         vectors = embedder.embed(list(texts), show_progress_bar=len(texts) > 5000)
         model, matrix = LexicalModel.fit(list(texts))
-        return cls(list(texts), vectors, matrix, model)
+        return cls(list(texts), vectors, matrix, model, embedder.model_name)
 
 
 def article_text(record: dict[str, Any], recipe: TextRecipe = DEFAULT_RECIPE) -> str:
@@ -84,10 +86,12 @@ def article_text(record: dict[str, Any], recipe: TextRecipe = DEFAULT_RECIPE) ->
 def eval_pairs(
     path: str | Path, embedder: Embedder, options: RankingOptions | None = None
 ) -> dict[str, Any]:
-    """Pearson and Spearman correlation of relevance with the ``score`` of each pair."""
+    """Pearson and Spearman correlation of relevance with the ``score`` of each pair: over
+    all pairs, per ``set`` (when records name one) and per language pair. Relevance is the
+    engine's: hybrid, with the model's shift for pairs in two languages."""
     from scipy.stats import pearsonr, spearmanr
 
-    options = options or RankingOptions()
+    options = options or default_options(embedder.model_name)
     records = read_jsonl(path)
     for number, r in enumerate(records, start=1):
         for key in ("id1", "id2", "text1", "text2", "score"):
@@ -106,6 +110,8 @@ def eval_pairs(
     b = [index[str(r["id2"])] for r in records]
     dense = np.einsum("ij,ij->i", corpus.vectors[a], corpus.vectors[b])
     lexical = np.asarray(corpus.lexical[a].multiply(corpus.lexical[b]).sum(axis=1)).ravel()
+    two_languages = np.array([r.get("lang1", "") != r.get("lang2", "") for r in records])
+    dense = dense + options.cross_language_shift * two_languages
     predicted = relevance(dense, lexical, options.dense_weight)
     gold = np.array([float(r["score"]) for r in records])
 
@@ -122,7 +128,9 @@ def eval_pairs(
     overall = correlations(np.ones(len(records), dtype=bool))
     pairs = np.array([f"{r.get('lang1', '?')}-{r.get('lang2', '?')}" for r in records])
     by_pair = {p: correlations(pairs == p) for p in sorted(set(pairs))}
-    return {**overall, "by_language_pair": by_pair}
+    sets = np.array([str(r.get("set", "")) for r in records])
+    by_set = {name: correlations(sets == name) for name in sorted(set(sets)) if name}
+    return {**overall, "by_set": by_set, "by_language_pair": by_pair}
 
 
 # -- clusters ---------------------------------------------------------------------------------
@@ -142,7 +150,9 @@ def eval_space(corpus: EvalCorpus, records: Sequence[dict[str, Any]]) -> RowSpac
         )
         for i, r in enumerate(records)
     ]
-    return RowSpace.in_memory(articles, corpus.vectors, corpus.model, corpus.lexical)
+    return RowSpace.in_memory(
+        articles, corpus.vectors, corpus.model, corpus.lexical, model_name=corpus.model_name
+    )
 
 
 def records_space(records: Sequence[dict[str, Any]], embedder: Embedder) -> RowSpace:
@@ -259,7 +269,7 @@ def eval_clusters(
     corpus: EvalCorpus | None = None,
 ) -> dict[str, Any]:
     """Same-label precision@k of the engine's lists over a labelled article file."""
-    options = options or RankingOptions()
+    options = options or default_options(embedder.model_name)
     records = read_jsonl(path)
     missing = [i for i, r in enumerate(records, start=1) if not r.get(label)]
     if missing:
@@ -291,7 +301,7 @@ def eval_parallel(
     path: str | Path, embedder: Embedder, options: RankingOptions | None = None
 ) -> dict[str, Any]:
     """Top-1 accuracy and MRR of finding each document's translation, per ordered pair."""
-    options = options or RankingOptions()
+    options = options or default_options(embedder.model_name)
     records = read_jsonl(path)
     if not records or not isinstance(records[0].get("texts"), dict):
         raise InvalidInputError(f"{path}: records need a 'texts' object", field="texts")

@@ -29,11 +29,10 @@ import numpy as np
 
 from recommender import candidates, queries
 from recommender.lists import StoredList, StoredLists, compute, snapshot_field
-from recommender.ranking import Filters, RankingOptions, recency_factor, relevance
+from recommender.ranking import Filters, calibrated, recency_factor, relevance
 from recommender.rowspace import RowSpace
 
 NEAR_FETCH = 50  # neighbours searched for a changed article's near-duplicates
-_DEFAULTS = RankingOptions()
 _NO_FILTERS = Filters()
 _log = logging.getLogger("recommender.lists")
 
@@ -123,28 +122,28 @@ class ListTable:
     def _reverse(self, space: RowSpace, key: int) -> tuple[set[int], set[int]]:
         """(lists B may enter, B's near-duplicates) for an upserted article B = ``key``."""
         query = queries.article_query(space, [space.ids[space.row_of[key]]], [])
-        fetch = candidates.fetch_size(self.depth, _DEFAULTS)
+        defaults = space.options  # what the stored lists were ranked with
+        fetch = candidates.fetch_size(self.depth, defaults)
         found = candidates.gather(
-            space, query, fetch, _NO_FILTERS, half_life_days=_DEFAULTS.recency_half_life_days
+            space, query, fetch, _NO_FILTERS, half_life_days=defaults.recency_half_life_days
         )
         pool = found.pool
-        score = relevance(pool.dense, pool.lexical, _DEFAULTS.dense_weight)
-        if _DEFAULTS.recency_half_life_days is not None:
+        dense = calibrated(pool, defaults, query.lang)
+        score = relevance(dense, pool.lexical, defaults.dense_weight)
+        if defaults.recency_half_life_days is not None:
             # as each candidate A would score B: recency counts from A's date
             mine = np.full(len(pool), np.nan if query.reference_ts is None else query.reference_ts)
-            score = score * recency_factor(
-                mine, pool.published_ts, _DEFAULTS.recency_half_life_days
-            )
+            score = score * recency_factor(mine, pool.published_ts, defaults.recency_half_life_days)
         reverse = set()
         for i, owner in enumerate(found.keys):
             lang = pool.langs[i]  # A's: B is A's story in another language
             other_story = (
                 bool(lang and query.lang and lang != query.lang)
-                and pool.dense[i] >= _DEFAULTS.same_story_threshold
+                and dense[i] >= defaults.same_story_threshold
             )
             if other_story or score[i] >= self._last_score(owner):
                 reverse.add(owner)
-        near = _DEFAULTS.dedup_threshold
+        near = defaults.dedup_threshold
         duplicates = {k for k, d in zip(found.keys, pool.dense, strict=True) if near and d >= near}
         return reverse, duplicates
 
@@ -272,7 +271,7 @@ class ListTable:
 
 def _near_duplicates(space: RowSpace, key: int) -> set[int]:
     """Articles near-identical to ``key`` (above the dedup threshold), itself included."""
-    threshold = _DEFAULTS.dedup_threshold
+    threshold = space.options.dedup_threshold
     vector = space.vectors.vector(key)
     if threshold is None or vector is None:
         return set()

@@ -37,7 +37,7 @@ import numpy as np
 
 from recommender import candidates, queries
 from recommender.explain import RelatedItem, RelatedResponse, build_response
-from recommender.ranking import PREFIX_DEPTH, Filters, RankingOptions
+from recommender.ranking import PREFIX_DEPTH, Filters
 from recommender.rowspace import RowSpace
 from recommender.service import convert
 from recommender.store import int_id
@@ -47,7 +47,6 @@ LIST_DEPTH = PREFIX_DEPTH
 FILES = ("keys", "scores", "other", "spec_offsets", "card_offsets", "updated")
 SPECS_FILE = "lists.specs.bin"
 CARDS_FILE = "lists.cards.bin"
-_DEFAULT_OPTIONS = RankingOptions()
 _NO_FILTERS = Filters()
 _RESULTS, _OTHER = b"\x0a", b"\x12"  # RelatedResponse fields 1 and 2, length-delimited
 
@@ -126,7 +125,7 @@ def snapshot_field(name: str) -> bytes:
 def default_answer(space: RowSpace, key: int, depth: int) -> RelatedResponse:
     """What ``Related`` by id with default options and no filters returns for ``depth``."""
     query = queries.article_query(space, [space.ids[space.row_of[key]]], [])
-    found, ranked = candidates.rank_candidates(space, query, depth, _NO_FILTERS, _DEFAULT_OPTIONS)
+    found, ranked = candidates.rank_candidates(space, query, depth, _NO_FILTERS, space.options)
     if not found:
         return RelatedResponse([])
     return build_response(space, query, found, ranked)

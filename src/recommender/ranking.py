@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -114,6 +114,9 @@ class RankingOptions:
     max_per_source: int | None = None
     other_languages: bool = True  # the query's own story in other languages, as a group
     same_story_threshold: float = DEFAULT_SAME_STORY_THRESHOLD
+    # added to the dense cosine of a story in another language than the query's (the model's
+    # calibration across languages: ``embedding.profiles``)
+    cross_language_shift: float = 0.0
     candidates: int = 100  # nearest neighbours fetched before re-ranking
 
     def __post_init__(self) -> None:
@@ -138,6 +141,7 @@ class RankingOptions:
     def from_overrides(
         cls,
         *,
+        base: RankingOptions | None = None,
         dense_weight: float | None = None,
         recency_half_life_days: float | None = None,
         no_recency: bool = False,
@@ -147,8 +151,9 @@ class RankingOptions:
         max_per_source: int | None = None,
         no_other_languages: bool = False,
     ) -> RankingOptions:
-        """Options from a caller's overrides: None keeps the measured default, and a
-        ``no_*`` switch wins over the value it switches off (CLI flags, API fields)."""
+        """Options from a caller's overrides: None keeps the measured default (``base``: the
+        model's defaults, ``embedding.profiles``), and a ``no_*`` switch wins over the value it
+        switches off (CLI flags, API fields)."""
         values: dict[str, Any] = {}
         if dense_weight is not None:
             values["dense_weight"] = dense_weight
@@ -166,7 +171,7 @@ class RankingOptions:
             values["max_per_source"] = max_per_source
         if no_other_languages:
             values["other_languages"] = False
-        return cls(**values)
+        return replace(base, **values) if base is not None else cls(**values)
 
 
 @dataclass
@@ -192,6 +197,14 @@ class RankedList:
     scores: np.ndarray  # final score of every pool entry
     folded: dict[int, int] = field(default_factory=dict)  # kept position -> duplicates folded
     other_languages: list[int] = field(default_factory=list)
+
+
+def calibrated(pool: CandidatePool, options: RankingOptions, query_lang: str) -> np.ndarray:
+    """The pool's dense cosines with the model's shift for stories in another language."""
+    if not options.cross_language_shift or not query_lang:
+        return pool.dense
+    other = np.fromiter((bool(lang) and lang != query_lang for lang in pool.langs), bool, len(pool))
+    return pool.dense + options.cross_language_shift * other
 
 
 def relevance(dense: np.ndarray, lexical: np.ndarray, dense_weight: float) -> np.ndarray:
@@ -237,7 +250,8 @@ def rank(
     reference_ts: float | None = None,
 ) -> RankedList:
     """Order a candidate pool into the final list (see the module docstring for the steps)."""
-    scores = relevance(pool.dense, pool.lexical, options.dense_weight).astype(np.float64)
+    dense = calibrated(pool, options, query_lang)
+    scores = relevance(dense, pool.lexical, options.dense_weight).astype(np.float64)
     if options.recency_half_life_days is not None:
         scores = scores * recency_factor(
             pool.published_ts, reference_ts, options.recency_half_life_days
@@ -250,12 +264,12 @@ def rank(
         remaining = []
         for i in order:
             lang = pool.langs[i]
-            if lang and lang != query_lang and pool.dense[i] >= options.same_story_threshold:
-                if lang not in best_per_lang or pool.dense[i] > pool.dense[best_per_lang[lang]]:
+            if lang and lang != query_lang and dense[i] >= options.same_story_threshold:
+                if lang not in best_per_lang or dense[i] > dense[best_per_lang[lang]]:
                     best_per_lang[lang] = i
                 continue
             remaining.append(i)
-        other = sorted(best_per_lang.values(), key=lambda i: -float(pool.dense[i]))
+        other = sorted(best_per_lang.values(), key=lambda i: -float(dense[i]))
         order = remaining
 
     folded: dict[int, int] = {}

@@ -74,7 +74,9 @@ def exhaustive_list(
     rows = np.flatnonzero(allowed)
     dense = all_vectors[rows] @ query.vector
     lexical = space.lexical.scores(rows, query.lexical)
-    scores = relevance(dense, lexical, options.dense_weight)
+    other = np.array([bool(x) and x != query.lang for x in space.langs[rows]], dtype=bool)
+    shifted = dense + options.cross_language_shift * other if query.lang else dense
+    scores = relevance(shifted, lexical, options.dense_weight)
     if options.recency_half_life_days is not None:
         stamps = space.published_ts[rows]
         scores = scores * recency_factor(stamps, query.reference_ts, options.recency_half_life_days)
@@ -98,7 +100,7 @@ def candidate_recall(
     query article, |engine's top k & exhaustive top k| / |exhaustive top k|.
 
     ``filters_of(row)`` gives the filters of a query (none by default)."""
-    options = options or RankingOptions()
+    options = options or space.options
     all_vectors = space.vectors.vectors([int(key) for key in space.int_ids])
     recalls = []
     misses_by_rank: list[int] = [0] * k

@@ -33,10 +33,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.articles import Article
+from recommender.embedding.profiles import default_options
 from recommender.index import VectorIndex
 from recommender.layered import LayeredMap
 from recommender.lexical import LexicalIndex, LexicalModel
-from recommender.ranking import Filters
+from recommender.ranking import Filters, RankingOptions
 from recommender.snapshot import Snapshot
 from recommender.store import int_id
 from recommender.text import TextRecipe
@@ -74,6 +75,8 @@ class RowSpace:
     overlay: LayeredMap[int, Article] = field(default_factory=LayeredMap)
     snapshot: Snapshot | None = None  # None for an in-memory space (evaluation)
     word_rows: Mapping[int, int] = field(default_factory=dict)  # key -> snapshot word-table row
+    # the ranking defaults under the model the vectors come from (``embedding.profiles``)
+    options: RankingOptions = field(default_factory=RankingOptions)
 
     # -- building --------------------------------------------------------------------------
 
@@ -99,6 +102,7 @@ class RowSpace:
             row_of=LayeredMap(word_rows := {int(i): row for row, i in enumerate(int_ids)}),
             snapshot=snapshot,
             word_rows=word_rows,  # never mutated: ``row_of`` layers writes over it
+            options=default_options(snapshot.manifest.model_name),
         )
 
     @classmethod
@@ -111,6 +115,7 @@ class RowSpace:
         *,
         index_type: str = "auto",
         recipe: TextRecipe | None = None,
+        model_name: str | None = None,
     ) -> RowSpace:
         """A row space over articles held in memory (no store, no key terms): what the
         evaluation tool ranks with, so its figures come from the engine's own code."""
@@ -131,6 +136,7 @@ class RowSpace:
             n_main=len(articles),
             row_of=LayeredMap({int(key): row for row, key in enumerate(int_ids)}),
             overlay=LayeredMap({int(key): a for key, a in zip(int_ids, articles, strict=True)}),
+            options=default_options(model_name),
         )
 
     def with_changes(self, added: Sequence[LiveArticle], removed: Sequence[int]) -> RowSpace:

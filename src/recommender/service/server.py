@@ -78,7 +78,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         response = self.engine.related(
             k=_k(request.k),
             filters=convert.filters_from_pb(request.filters),
-            options=convert.options_from_pb(request.options),
+            options=convert.options_from_pb(request.options, self.engine.default_options),
             lang=request.lang or None,
             published_at=parse_date_field(request.published_at, "published_at"),
             **kwargs,
@@ -94,7 +94,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             convert.filters_from_pb(request.filters) if request.HasField("filters") else NO_FILTERS
         )
         options = (
-            convert.options_from_pb(request.options)
+            convert.options_from_pb(request.options, self.engine.default_options)
             if request.HasField("options")
             else DEFAULT_OPTIONS
         )
@@ -105,7 +105,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             list(request.history_ids),
             k=_k(request.k),
             filters=convert.filters_from_pb(request.filters),
-            options=convert.options_from_pb(request.options),
+            options=convert.options_from_pb(request.options, self.engine.default_options),
         )
         return convert.response_to_pb(response, self._snapshot_name())
 
