@@ -10,7 +10,7 @@ INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 HTTP_PORT ?= 8080
 
-.PHONY: venv test lint unit unit-fast serve demo demo-web test-deps widget-screenshot bench-http protos quality ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
+.PHONY: venv test lint unit unit-fast serve demo demo-web test-deps widget-screenshot bench-http protos quality quality-models ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
 
 venv: $(STAMP)
 
@@ -130,6 +130,11 @@ protos: $(STAMP)
 
 quality: $(STAMP)
 	$(PY) benchmarks/quality.py
+
+# USE, multilingual-e5-small and their fusion side by side (docs/quality.md, "Models"; about
+# 40 minutes on 2 cores with an empty embedding cache, e5 embedding most of it)
+quality-models: $(STAMP)
+	$(PY) benchmarks/quality_models.py
 
 text-recipes: $(STAMP)
 	$(PY) benchmarks/text_recipes.py

@@ -32,10 +32,13 @@ from recommender.files import sha256_file
 MODEL_NAME = "multilingual-e5-small"
 BUNDLE_FILE = "e5-small-q4.bin"
 MAGIC = b"E5S1"
-# The prefix articles are embedded with; "passage: " measured best for article-to-article
-# similarity (docs/quality.md, "e5 prefixes").
-DEFAULT_PROMPT = "passage"
-PROMPTS = {"query": "query: ", "passage": "passage: "}
+# Bumped whenever the folder this module writes changes: an older build is then not reused.
+BUILD_VERSION = 1
+# The model card's prefixes under sentence-transformers' prompt names (``encode_query``,
+# ``encode_document``). Articles are embedded with "passage: ": it measured best for
+# article-to-article similarity (docs/quality.md, "e5 prefixes").
+DEFAULT_PROMPT = "document"
+PROMPTS = {"query": "query: ", "document": "passage: "}
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (16,))])
 _QK = 32
 # names in the bundle -> Hugging Face BertModel parameter names
@@ -340,14 +343,14 @@ def build_model_dir(root: Path | None = None) -> Path:
     """
     source = bundled_weights()
     fingerprint = bundle_fingerprint(source)
-    folder = (root or cache_root()) / "models" / f"{MODEL_NAME}-{fingerprint}"
+    folder = (root or cache_root()) / "models" / f"{MODEL_NAME}-{fingerprint}-v{BUILD_VERSION}"
     if (folder / "modules.json").is_file():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         _write_folder(read_bundle(source), staging)
-        (staging / "fingerprint").write_text(fingerprint)
+        (staging / "fingerprint").write_text(f"{fingerprint}-v{BUILD_VERSION}")
         try:
             staging.rename(folder)
         except OSError:

@@ -51,16 +51,15 @@ _BUILT_IN = {
         E5,
         dense_weight=0.6,
         dedup_threshold=0.95,
-        same_story_threshold=0.85,
-        cross_language_shift=0.05,
-        windowed=True,
+        same_story_threshold=0.88,
+        cross_language_shift=0.055,
     ),
 }
 # fusions measured and offered by name (any "a+b" of built-in models also works)
-_FUSION_WEIGHTS: dict[tuple[str, ...], tuple[float, ...]] = {(USE, E5): (0.5, 0.5)}
+_FUSION_WEIGHTS: dict[tuple[str, ...], tuple[float, ...]] = {(USE, E5): (0.3, 0.7)}
 _FUSION_SETTINGS: dict[tuple[str, ...], dict[str, float]] = {
-    (USE, E5): {"dense_weight": 0.6, "dedup_threshold": 0.92, "same_story_threshold": 0.65,
-                "cross_language_shift": 0.03},
+    (USE, E5): {"dense_weight": 0.6, "dedup_threshold": 0.93, "same_story_threshold": 0.77,
+                "cross_language_shift": 0.045},
 }  # fmt: skip
 
 

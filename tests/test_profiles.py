@@ -1,0 +1,80 @@
+"""Ranking settings that belong to the model: profiles, their defaults, the language shift."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from recommender.embedding.profiles import (
+    E5,
+    USE,
+    default_options,
+    fusion_parts,
+    profile_for,
+)
+from recommender.ranking import CandidatePool, RankingOptions, rank
+
+FUSION = f"{USE}+{E5}"
+
+
+def test_use_keeps_the_defaults_it_was_measured_with():
+    assert default_options(USE) == RankingOptions()
+    assert default_options(None) == RankingOptions()
+
+
+def test_each_built_in_model_and_the_fusion_has_its_own_scale():
+    e5, fused = profile_for(E5), profile_for(FUSION)
+    assert e5.same_story_threshold > profile_for(USE).same_story_threshold
+    assert e5.cross_language_shift > 0 and fused.cross_language_shift > 0
+    assert fused.is_fusion and fused.parts == (USE, E5)
+    assert sum(fused.weights) == pytest.approx(1.0)
+    assert default_options(E5).dedup_threshold == e5.dedup_threshold
+
+
+def test_fusion_names_need_known_parts_and_other_models_get_use_values():
+    assert fusion_parts(FUSION) == (USE, E5)
+    assert fusion_parts(f" {E5} + {USE} ") == (E5, USE)
+    assert fusion_parts("some/model+with-a-plus") == ()  # a Hugging Face id, not a fusion
+    assert fusion_parts(USE) == ()
+    other = profile_for("sentence-transformers/LaBSE")
+    assert not other.is_fusion and other.dense_weight == profile_for(USE).dense_weight
+    # an unmeasured fusion takes the weighted mean of its parts' settings
+    reverse = profile_for(f"{E5}+{USE}")
+    assert reverse.weights == (0.5, 0.5)
+    expected = (profile_for(E5).dedup_threshold + profile_for(USE).dedup_threshold) / 2
+    assert reverse.dedup_threshold == pytest.approx(expected)
+
+
+def test_overrides_keep_the_models_other_settings():
+    base = default_options(E5)
+    options = RankingOptions.from_overrides(base=base, dense_weight=0.3, no_recency=True)
+    assert options.dense_weight == 0.3 and options.recency_half_life_days is None
+    assert options.dedup_threshold == base.dedup_threshold
+    assert options.same_story_threshold == base.same_story_threshold
+    assert options.cross_language_shift == base.cross_language_shift
+    assert RankingOptions.from_overrides(dense_weight=0.3).dedup_threshold == 0.9
+
+
+def test_the_language_shift_ranks_and_groups_stories_in_other_languages():
+    """An Arabic query: an English story at raw cosine 0.80 against an Arabic one at 0.83.
+    Under e5 (unrelated stories in two languages sit about 0.055 lower) the English story is
+    the better match, and it is the query's own story once shifted above the threshold."""
+    candidates = CandidatePool(
+        dense=np.array([0.83, 0.80, 0.75]),
+        lexical=np.zeros(3),
+        vectors=np.eye(3, dtype=np.float32),
+        published_ts=np.full(3, np.nan),
+        langs=["ar", "en", "ar"],
+        sources=["", "", ""],
+    )
+    plain = replace(default_options(E5), cross_language_shift=0.0, other_languages=False)
+    assert rank(candidates, 3, plain, query_lang="ar").main == [0, 1, 2]
+    shifted = replace(default_options(E5), other_languages=False, dense_weight=1.0)
+    assert rank(candidates, 3, shifted, query_lang="ar").main == [1, 0, 2]
+    grouped = replace(default_options(E5), same_story_threshold=0.85)
+    ranked = rank(candidates, 3, grouped, query_lang="ar")
+    assert ranked.other_languages == [1] and 1 not in ranked.main
+    # the shift never applies to a query of unknown language
+    assert rank(candidates, 3, shifted, query_lang="").main == [0, 1, 2]
