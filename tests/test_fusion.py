@@ -13,6 +13,7 @@ import pytest
 from conftest import SAMPLE
 
 from recommender.cli import main
+from recommender.client import wait_until_serving
 from recommender.config import ServerConfig
 from recommender.embedding.profiles import E5, USE, default_options, profile_for
 from recommender.engine import Engine
@@ -85,7 +86,7 @@ def test_seed_case_under_the_new_models(which, fused_index, e5_index):
             assert ids.index(TRIPOLI) < ids.index(WUHAN)
         # the same story in other languages is found
         other = engine.related(article_id=SEED, k=5).other_languages
-        assert {r.lang for r in other} >= {"en"}
+        assert {r.article.lang for r in other} >= {"en"}
     finally:
         engine.close()
 
@@ -110,6 +111,7 @@ def test_the_service_answers_writes_and_text_queries_on_a_fused_index(fused_inde
     running = create_server(config, engine)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            wait_until_serving(channel, 120)
             stub = pb_grpc.RecommenderStub(channel)
             stats = stub.Stats(pb.StatsRequest(), timeout=60)
             assert stats.model == engine.snapshot.manifest.model and stats.dimension == 896

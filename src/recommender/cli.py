@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from recommender import __version__
 from recommender.cli_args import (
+    MODEL_HELP,
     add_filter_args,
     add_ranking_args,
     filters_from_args,
@@ -199,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     embed.add_argument("--text", action="append", help="a text to embed (repeatable)")
     embed.add_argument("--file", help="a UTF-8 file with one text per line")
-    embed.add_argument("--model", help="model name or path (default: use-multilingual-v3)")
+    embed.add_argument("--model", help=MODEL_HELP)
     embed.add_argument("--cache", help="SQLite embedding cache file to read and fill")
     embed.add_argument("--raw", action="store_true", help="embed texts exactly as given")
     embed.add_argument("--max-values", type=int, help="print only the first N vector values")
@@ -250,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--label", default="section", help="label field for clusters")
     evaluate.add_argument("-k", type=int, default=10, help="list length for clusters")
     evaluate.add_argument("--json", action="store_true", help="one JSON object")
-    evaluate.add_argument("--model", help="model name or path (default: use-multilingual-v3)")
+    evaluate.add_argument("--model", help=MODEL_HELP)
     evaluate.add_argument(
         "--cache",
         default=str(Path("~/.cache/recommender/embeddings.sqlite")),

@@ -79,6 +79,13 @@ def _option_overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+MODEL_HELP = (
+    "use-multilingual-v3 (default), multilingual-e5-small, their fusion "
+    "use-multilingual-v3+multilingual-e5-small, a sentence-transformers folder or a Hugging "
+    "Face id"
+)
+
+
 def options_from_args(
     args: argparse.Namespace, base: RankingOptions | None = None
 ) -> RankingOptions:

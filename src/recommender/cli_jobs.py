@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recommender.cli_args import add_defaulted, default_of
+from recommender.cli_args import MODEL_HELP, add_defaulted, default_of
 from recommender.config import LIST_DEPTH, IndexConfig, ServerConfig
 from recommender.errors import InvalidInputError
 
@@ -40,7 +40,7 @@ def add_job_commands(commands: Any) -> None:
         help="with a URL: the local directory of the working store and builds "
         "(default: ~/.cache/recommender/work/<digest of the URL>)",
     )  # fmt: skip
-    index.add_argument("--model", help="model name or path (default: the index's, else USE)")
+    index.add_argument("--model", help=f"{MODEL_HELP}; default: the index's model, else USE")
     from recommender.index import HNSW_THRESHOLD
 
     index.add_argument(
