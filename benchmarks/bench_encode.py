@@ -109,6 +109,8 @@ def e5_rows(args: argparse.Namespace, short: list[str], articles: list[str]) -> 
 
             ours_rate, ours_runs = rate(encode, texts, args.repeats)
             vectors = np.asarray(encode(texts), dtype=np.float32)
+            # bf16 vectors are unit vectors in bf16: renormalise before comparing
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             cosines = (vectors * truth).sum(axis=1)[fits]
             rows.append({
                 "model": "multilingual-e5-small", "texts": label, "n": len(texts),

@@ -6,11 +6,13 @@ before (docs/quality.md), so that each setting means the same under every model:
 
 - cross-language shift: NTREX, mean cosine of unrelated stories in one language minus in two
   languages (what an unrelated story in another language loses for its language alone);
-- same-story threshold: NTREX, the shifted cosine that unrelated stories in two languages
-  pass as often as they pass USE's 0.5 (about 1.3 %), with the share of true translations
-  it keeps;
-- near-duplicate collapse: the cosine that the same share of the 30 nearest neighbours of
-  ANT-sample and BBC articles reach as reach USE's 0.9;
+- scale and bias: the affine map that gives the cosines of the 30 nearest neighbours of
+  ANT-sample and BBC articles (the stories ranking chooses among) USE's mean and spread, so
+  that hybrid relevance and recency weigh them as they weigh USE's;
+- same-story threshold: NTREX, the calibrated cosine that unrelated stories in two languages
+  pass as often as they pass USE's 0.5, with the share of true translations it keeps;
+- near-duplicate collapse (raw cosines between stories): the cosine that the same share of
+  those nearest neighbours reach as reach USE's 0.9;
 - hybrid weight: P@10 of the model's default lists on the ANT sample and BBC for each weight.
 
     .venv/bin/python benchmarks/calibrate_models.py      (vectors come from the quality cache)
@@ -100,6 +102,7 @@ def main() -> int:
         pairs = language_pairs(vectors, entries)
         shift = float(pairs["same"].mean() - pairs["cross"].mean())
         row: dict[str, Any] = {"cross_language_shift": round(shift, 4)}
+        print(name, "NTREX pairs", {k: round(float(v.mean()), 4) for k, v in pairs.items()})
         corpus_vectors = {
             label: evaluation.EvalCorpus.build(
                 [evaluation.article_text(r) for r in records], embedder
@@ -108,28 +111,40 @@ def main() -> int:
         }
         near = np.concatenate([neighbour_cosines(c.vectors) for c in corpus_vectors.values()])
         if name == USE:
-            false_rate = float(np.mean(pairs["cross"] >= USE_SAME_STORY))
-            dedup_share = float(np.mean(near >= USE_DEDUP))
-            reference = {"false_rate": false_rate, "dedup_share": dedup_share}
-            row.update(same_story_threshold=USE_SAME_STORY, dedup_threshold=USE_DEDUP)
+            reference = {
+                "false_rate": float(np.mean(pairs["cross"] >= USE_SAME_STORY)),
+                "dedup_share": float(np.mean(near >= USE_DEDUP)),
+                "mean": float(near.mean()),
+                "sd": float(near.std()),
+            }
+            row.update(same_story_threshold=USE_SAME_STORY, dedup_threshold=USE_DEDUP,
+                       dense_scale=1.0, dense_bias=0.0, cross_language_shift=0.0,
+                       measured_shift=round(shift, 4))  # fmt: skip
         else:
-            # shifted cosines: the scale the threshold is compared on (``ranking.calibrated``)
-            unrelated = pairs["cross"] + shift
+            scale = reference["sd"] / float(near.std())
+            row["dense_scale"] = round(scale, 3)
+            row["dense_bias"] = round(reference["mean"] - scale * float(near.mean()), 3)
+            unrelated = row["dense_scale"] * (pairs["cross"] + shift) + row["dense_bias"]
             threshold = float(np.quantile(unrelated, 1.0 - reference["false_rate"]))
             row["same_story_threshold"] = round(threshold, 3)
             row["dedup_threshold"] = round(
                 float(np.quantile(near, 1 - reference["dedup_share"])), 3
             )
-        story = pairs["story"] + (0.0 if name == USE else shift)
+        story = (
+            row["dense_scale"] * (pairs["story"] + row["cross_language_shift"]) + row["dense_bias"]
+        )
         row["translations_kept"] = round(float(np.mean(story >= row["same_story_threshold"])), 4)
         row["unrelated_passing"] = round(reference["false_rate"], 4)
         row["neighbours_folded_share"] = round(reference["dedup_share"], 5)
-        defaults = default_options(name)
+        row["neighbour_cosines"] = {"mean": round(float(near.mean()), 4),
+                                    "sd": round(float(near.std()), 4)}  # fmt: skip
         calibrated = replace(
-            defaults,
+            default_options(name),
             dedup_threshold=row["dedup_threshold"],
             same_story_threshold=row["same_story_threshold"],
-            cross_language_shift=0.0 if name == USE else row["cross_language_shift"],
+            cross_language_shift=row["cross_language_shift"],
+            dense_scale=row["dense_scale"],
+            dense_bias=row["dense_bias"],
         )
         sweep = {}
         spaces = {

@@ -14,7 +14,7 @@ from recommender.embedding.profiles import (
     fusion_parts,
     profile_for,
 )
-from recommender.ranking import CandidatePool, RankingOptions, rank
+from recommender.ranking import CandidatePool, RankingOptions, calibrate, rank
 
 FUSION = f"{USE}+{E5}"
 
@@ -26,8 +26,9 @@ def test_use_keeps_the_defaults_it_was_measured_with():
 
 def test_each_built_in_model_and_the_fusion_has_its_own_scale():
     e5, fused = profile_for(E5), profile_for(FUSION)
-    assert e5.same_story_threshold > profile_for(USE).same_story_threshold
     assert e5.cross_language_shift > 0 and fused.cross_language_shift > 0
+    assert e5.dense_scale > fused.dense_scale > profile_for(USE).dense_scale == 1.0
+    assert e5.dedup_threshold > profile_for(USE).dedup_threshold
     assert fused.is_fusion and fused.parts == (USE, E5)
     assert sum(fused.weights) == pytest.approx(1.0)
     assert default_options(E5).dedup_threshold == e5.dedup_threshold
@@ -59,8 +60,8 @@ def test_overrides_keep_the_models_other_settings():
 
 def test_the_language_shift_ranks_and_groups_stories_in_other_languages():
     """An Arabic query: an English story at raw cosine 0.80 against an Arabic one at 0.83.
-    Under e5 (unrelated stories in two languages sit about 0.055 lower) the English story is
-    the better match, and it is the query's own story once shifted above the threshold."""
+    With a model whose unrelated stories in two languages sit 0.055 lower, the English story
+    is the better match, and it is the query's own story once shifted above the threshold."""
     candidates = CandidatePool(
         dense=np.array([0.83, 0.80, 0.75]),
         lexical=np.zeros(3),
@@ -69,12 +70,25 @@ def test_the_language_shift_ranks_and_groups_stories_in_other_languages():
         langs=["ar", "en", "ar"],
         sources=["", "", ""],
     )
-    plain = replace(default_options(E5), cross_language_shift=0.0, other_languages=False)
-    assert rank(candidates, 3, plain, query_lang="ar").main == [0, 1, 2]
-    shifted = replace(default_options(E5), other_languages=False, dense_weight=1.0)
+    base = RankingOptions(dense_weight=1.0, other_languages=False, dedup_threshold=None)
+    assert rank(candidates, 3, base, query_lang="ar").main == [0, 1, 2]
+    shifted = replace(base, cross_language_shift=0.055)
     assert rank(candidates, 3, shifted, query_lang="ar").main == [1, 0, 2]
-    grouped = replace(default_options(E5), same_story_threshold=0.85)
+    grouped = replace(shifted, other_languages=True, same_story_threshold=0.85)
     ranked = rank(candidates, 3, grouped, query_lang="ar")
     assert ranked.other_languages == [1] and 1 not in ranked.main
     # the shift never applies to a query of unknown language
     assert rank(candidates, 3, shifted, query_lang="").main == [0, 1, 2]
+
+
+def test_calibration_maps_a_compressed_scale_onto_uses():
+    """e5's cosines of neighbouring stories sit in a narrow high band: the affine map spreads
+    them as USE's, so a same-story threshold of USE's kind and recency weigh them alike."""
+    e5 = default_options(E5)
+    assert e5.dense_scale > 1.0 and e5.dense_bias < 0.0
+    raw = np.array([0.80, 0.85, 0.90])
+    same = calibrate(raw, np.zeros(3, bool), e5)
+    np.testing.assert_allclose(np.diff(same), e5.dense_scale * np.diff(raw))
+    other = calibrate(raw, np.ones(3, bool), e5)
+    np.testing.assert_allclose(other - same, e5.dense_scale * e5.cross_language_shift)
+    assert calibrate(raw, np.ones(3, bool), default_options(USE)) is raw  # USE: untouched

@@ -34,6 +34,7 @@ from recommender.lexical import LexicalModel
 from recommender.ranking import (
     Filters,
     RankingOptions,
+    calibrate,
     rank,
     relevance,
 )
@@ -111,8 +112,7 @@ def eval_pairs(
     dense = np.einsum("ij,ij->i", corpus.vectors[a], corpus.vectors[b])
     lexical = np.asarray(corpus.lexical[a].multiply(corpus.lexical[b]).sum(axis=1)).ravel()
     two_languages = np.array([r.get("lang1", "") != r.get("lang2", "") for r in records])
-    dense = dense + options.cross_language_shift * two_languages
-    predicted = relevance(dense, lexical, options.dense_weight)
+    predicted = relevance(calibrate(dense, two_languages, options), lexical, options.dense_weight)
     gold = np.array([float(r["score"]) for r in records])
 
     def correlations(mask: np.ndarray) -> dict[str, Any]:
@@ -325,7 +325,8 @@ def eval_parallel(
             targets = [position[(d, tgt)] for d in docs]
             dense = corpus.vectors[queries] @ corpus.vectors[targets].T
             lexical = (corpus.lexical[queries] @ corpus.lexical[targets].T).toarray()
-            scores = relevance(dense, lexical, options.dense_weight)
+            scores = relevance(calibrate(dense, np.ones(dense.shape, bool), options), lexical,
+                               options.dense_weight)  # fmt: skip
             correct = scores[np.arange(len(docs)), np.arange(len(docs))]
             ranks = 1 + (scores > correct[:, None]).sum(axis=1)
             pairs[f"{src}->{tgt}"] = {

@@ -114,8 +114,12 @@ class RankingOptions:
     max_per_source: int | None = None
     other_languages: bool = True  # the query's own story in other languages, as a group
     same_story_threshold: float = DEFAULT_SAME_STORY_THRESHOLD
-    # added to the dense cosine of a story in another language than the query's (the model's
-    # calibration across languages: ``embedding.profiles``)
+    # The model's calibration (``embedding.profiles``): relevance, recency and the same-story
+    # threshold read ``dense_scale * (cosine + cross_language_shift * other language) +
+    # dense_bias``, which puts a model's cosines on the scale these defaults were tuned on
+    # (USE: the identity). Collapse and MMR compare raw cosines between stories.
+    dense_scale: float = 1.0
+    dense_bias: float = 0.0
     cross_language_shift: float = 0.0
     candidates: int = 100  # nearest neighbours fetched before re-ranking
 
@@ -199,12 +203,20 @@ class RankedList:
     other_languages: list[int] = field(default_factory=list)
 
 
+def calibrate(dense: np.ndarray, other_language: np.ndarray, options: RankingOptions) -> np.ndarray:
+    """Cosines on the common scale (see ``RankingOptions.dense_scale``); ``other_language``
+    marks the stories in another language than the query (a bool array, or False)."""
+    if options.cross_language_shift:
+        dense = dense + options.cross_language_shift * other_language
+    if options.dense_scale != 1.0 or options.dense_bias:
+        dense = options.dense_scale * dense + options.dense_bias
+    return dense
+
+
 def calibrated(pool: CandidatePool, options: RankingOptions, query_lang: str) -> np.ndarray:
-    """The pool's dense cosines with the model's shift for stories in another language."""
-    if not options.cross_language_shift or not query_lang:
-        return pool.dense
+    """The pool's dense cosines on the common scale, for a query in ``query_lang``."""
     other = np.fromiter((bool(lang) and lang != query_lang for lang in pool.langs), bool, len(pool))
-    return pool.dense + options.cross_language_shift * other
+    return calibrate(pool.dense, other if query_lang else np.zeros(len(pool), bool), options)
 
 
 def relevance(dense: np.ndarray, lexical: np.ndarray, dense_weight: float) -> np.ndarray:

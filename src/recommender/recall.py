@@ -23,6 +23,7 @@ from recommender.evaluation import read_jsonl
 from recommender.ranking import (
     Filters,
     RankingOptions,
+    calibrate,
     rank,
     recency_factor,
     relevance,
@@ -75,8 +76,8 @@ def exhaustive_list(
     dense = all_vectors[rows] @ query.vector
     lexical = space.lexical.scores(rows, query.lexical)
     other = np.array([bool(x) and x != query.lang for x in space.langs[rows]], dtype=bool)
-    shifted = dense + options.cross_language_shift * other if query.lang else dense
-    scores = relevance(shifted, lexical, options.dense_weight)
+    scores = relevance(calibrate(dense, other & bool(query.lang), options), lexical,
+                       options.dense_weight)  # fmt: skip
     if options.recency_half_life_days is not None:
         stamps = space.published_ts[rows]
         scores = scores * recency_factor(stamps, query.reference_ts, options.recency_half_life_days)

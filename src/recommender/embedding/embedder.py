@@ -131,12 +131,6 @@ class Embedder:
             ]
             return np.hstack(scaled).astype(np.float32)
         assert self.model is not None
-        if self.profile.windowed:
-            from recommender.embedding.windows import encode_windowed
-
-            name = self.model.default_prompt_name
-            prompt = (self.model.prompts.get(name) or "") if name else ""
-            return encode_windowed(self.model, texts, prompt=prompt, batch_size=self.batch_size)
         vectors: Any = self.model.encode(
             list(texts),
             batch_size=self.batch_size,

@@ -15,7 +15,7 @@ ranking step work on it unchanged.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from recommender.ranking import RankingOptions
 
@@ -35,7 +35,11 @@ class ModelProfile:
     # added to the cosine of two texts in different languages before ranking: the model's
     # cosines of unrelated pairs sit lower across languages than within one
     cross_language_shift: float = 0.0
-    windowed: bool = False  # texts past the model's window are embedded whole (``windows``)
+    # the affine map that puts the model's (shifted) cosines on USE's scale, where hybrid
+    # relevance, recency and the same-story threshold were tuned: its nearest neighbours'
+    # cosines get USE's mean and spread
+    dense_scale: float = 1.0
+    dense_bias: float = 0.0
     parts: tuple[str, ...] = ()  # a fusion's models
     weights: tuple[float, ...] = ()  # a fusion's weight per part (sum 1)
 
@@ -44,23 +48,25 @@ class ModelProfile:
         return bool(self.parts)
 
 
-# The USE values are the ones measured before there was more than one model (docs/quality.md).
+# The USE values are the ones measured before there was more than one model (docs/quality.md);
+# the others come from benchmarks/calibrate_models.py (benchmarks/results/calibration.json).
 _BUILT_IN = {
     USE: ModelProfile(USE, dense_weight=0.6, dedup_threshold=0.9, same_story_threshold=0.5),
     E5: ModelProfile(
-        E5,
-        dense_weight=0.6,
-        dedup_threshold=0.95,
-        same_story_threshold=0.88,
-        cross_language_shift=0.055,
+        E5, dense_weight=0.6, dedup_threshold=0.95, same_story_threshold=0.5,
+        cross_language_shift=0.055, dense_scale=3.3, dense_bias=-2.49,
     ),
-}
-# fusions measured and offered by name (any "a+b" of built-in models also works)
-_FUSION_WEIGHTS: dict[tuple[str, ...], tuple[float, ...]] = {(USE, E5): (0.3, 0.7)}
-_FUSION_SETTINGS: dict[tuple[str, ...], dict[str, float]] = {
-    (USE, E5): {"dense_weight": 0.6, "dedup_threshold": 0.93, "same_story_threshold": 0.77,
-                "cross_language_shift": 0.045},
 }  # fmt: skip
+# fusions measured and offered by name (any "a+b" of built-in models also works)
+_FUSIONS: dict[tuple[str, ...], ModelProfile] = {
+    (USE, E5): ModelProfile(
+        f"{USE}+{E5}", dense_weight=0.6, dedup_threshold=0.93, same_story_threshold=0.5,
+        cross_language_shift=0.045, dense_scale=2.0, dense_bias=-1.0,
+        parts=(USE, E5), weights=(0.3, 0.7),
+    ),
+}  # fmt: skip
+_SETTINGS = ("dense_weight", "dedup_threshold", "same_story_threshold", "cross_language_shift",
+             "dense_scale", "dense_bias")  # fmt: skip
 
 
 def fusion_parts(name: str) -> tuple[str, ...]:
@@ -83,24 +89,17 @@ def profile_for(name: str) -> ModelProfile:
         return ModelProfile(
             name, base.dense_weight, base.dedup_threshold, base.same_story_threshold
         )
-    weights = _FUSION_WEIGHTS.get(parts) or tuple(1.0 / len(parts) for _ in parts)
-    settings = _FUSION_SETTINGS.get(parts)
-    if settings is None:  # an unmeasured fusion: the weighted mean of its parts' settings
-        members = [_BUILT_IN[part] for part in parts]
-        settings = {
-            key: sum(w * getattr(m, key) for w, m in zip(weights, members, strict=True))
-            for key in ("dense_weight", "dedup_threshold", "same_story_threshold",
-                        "cross_language_shift")
-        }  # fmt: skip
-    return ModelProfile(
-        name,
-        dense_weight=settings["dense_weight"],
-        dedup_threshold=settings["dedup_threshold"],
-        same_story_threshold=settings["same_story_threshold"],
-        cross_language_shift=settings["cross_language_shift"],
-        parts=parts,
-        weights=weights,
-    )
+    measured = _FUSIONS.get(parts)
+    if measured is not None:
+        return replace(measured, name=name)
+    # an unmeasured fusion: equal weights, the weighted mean of its parts' settings
+    weights = tuple(1.0 / len(parts) for _ in parts)
+    members = [_BUILT_IN[part] for part in parts]
+    settings = {
+        key: sum(w * getattr(m, key) for w, m in zip(weights, members, strict=True))
+        for key in _SETTINGS
+    }
+    return ModelProfile(name, **settings, parts=parts, weights=weights)
 
 
 @functools.lru_cache(maxsize=64)
@@ -113,4 +112,6 @@ def default_options(name: str | None) -> RankingOptions:
         dedup_threshold=profile.dedup_threshold,
         same_story_threshold=profile.same_story_threshold,
         cross_language_shift=profile.cross_language_shift,
+        dense_scale=profile.dense_scale,
+        dense_bias=profile.dense_bias,
     )
