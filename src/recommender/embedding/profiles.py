@@ -53,15 +53,15 @@ class ModelProfile:
 _BUILT_IN = {
     USE: ModelProfile(USE, dense_weight=0.6, dedup_threshold=0.9, same_story_threshold=0.5),
     E5: ModelProfile(
-        E5, dense_weight=0.6, dedup_threshold=0.95, same_story_threshold=0.5,
-        cross_language_shift=0.055, dense_scale=3.3, dense_bias=-2.49,
+        E5, dense_weight=0.4, dedup_threshold=0.967, same_story_threshold=0.58,
+        cross_language_shift=0.0556, dense_scale=4.42, dense_bias=-3.315,
     ),
 }  # fmt: skip
 # fusions measured and offered by name (any "a+b" of built-in models also works)
 _FUSIONS: dict[tuple[str, ...], ModelProfile] = {
     (USE, E5): ModelProfile(
-        f"{USE}+{E5}", dense_weight=0.6, dedup_threshold=0.93, same_story_threshold=0.5,
-        cross_language_shift=0.045, dense_scale=2.0, dense_bias=-1.0,
+        f"{USE}+{E5}", dense_weight=0.6, dedup_threshold=0.943, same_story_threshold=0.54,
+        cross_language_shift=0.0454, dense_scale=2.255, dense_bias=-1.191,
         parts=(USE, E5), weights=(0.3, 0.7),
     ),
 }  # fmt: skip
