@@ -89,7 +89,7 @@ def eval_pairs(
 ) -> dict[str, Any]:
     """Pearson and Spearman correlation of relevance with the ``score`` of each pair: over
     all pairs, per ``set`` (when records name one) and per language pair. Relevance is the
-    engine's: hybrid, with the model's shift for pairs in two languages."""
+    engine's: hybrid, on the model's calibrated scale (``ranking.calibrate``)."""
     from scipy.stats import pearsonr, spearmanr
 
     options = options or default_options(embedder.model_name)

@@ -215,6 +215,8 @@ def calibrate(dense: np.ndarray, other_language: np.ndarray, options: RankingOpt
 
 def calibrated(pool: CandidatePool, options: RankingOptions, query_lang: str) -> np.ndarray:
     """The pool's dense cosines on the common scale, for a query in ``query_lang``."""
+    if not options.cross_language_shift and options.dense_scale == 1.0 and not options.dense_bias:
+        return pool.dense  # USE: nothing to do on the request path
     other = np.fromiter((bool(lang) and lang != query_lang for lang in pool.langs), bool, len(pool))
     return calibrate(pool.dense, other if query_lang else np.zeros(len(pool), bool), options)
 

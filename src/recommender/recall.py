@@ -75,9 +75,9 @@ def exhaustive_list(
     rows = np.flatnonzero(allowed)
     dense = all_vectors[rows] @ query.vector
     lexical = space.lexical.scores(rows, query.lexical)
-    other = np.array([bool(x) and x != query.lang for x in space.langs[rows]], dtype=bool)
-    scores = relevance(calibrate(dense, other & bool(query.lang), options), lexical,
-                       options.dense_weight)  # fmt: skip
+    langs = space.langs[rows]
+    other = (langs != query.lang) & (langs != "") & bool(query.lang)
+    scores = relevance(calibrate(dense, other, options), lexical, options.dense_weight)
     if options.recency_half_life_days is not None:
         stamps = space.published_ts[rows]
         scores = scores * recency_factor(stamps, query.reference_ts, options.recency_half_life_days)
