@@ -92,3 +92,19 @@ def test_calibration_maps_a_compressed_scale_onto_uses():
     other = calibrate(raw, np.ones(3, bool), e5)
     np.testing.assert_allclose(other - same, e5.dense_scale * e5.cross_language_shift)
     assert calibrate(raw, np.ones(3, bool), default_options(USE)) is raw  # USE: untouched
+
+
+def test_mmr_weighs_similarity_on_the_models_scale():
+    """Under a compressed model, stories are 0.95 (a near-copy) or 0.80 (another story)
+    alike: raw, the gap is too small for MMR at 0.7 to pass over the near-copy; on the
+    calibrated scale it is as wide as under USE, and the other story comes second."""
+    from recommender.ranking import mmr
+
+    first = np.array([1.0, 0.0, 0.0])
+    copy = np.array([0.95, np.sqrt(1 - 0.95**2), 0.0])
+    other = np.array([0.80, 0.0, 0.6])
+    vectors = np.stack([first, copy, other]).astype(np.float32)
+    scores = np.array([0.60, 0.58, 0.48])
+    assert mmr([0, 1, 2], scores, vectors, 0.7, 3) == [0, 1, 2]
+    compressed = replace(RankingOptions(), dense_scale=4.42, dense_bias=-3.315)
+    assert mmr([0, 1, 2], scores, vectors, 0.7, 3, compressed) == [0, 2, 1]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from recommender.articles import parse_date_field
+from recommender.collapse import collapse
 from recommender.errors import InvalidInputError
 
 # Chosen on ANT (same-section precision@10) and checked on BBC; see docs/quality.md.
@@ -301,7 +302,7 @@ def rank(
         # greedy: the first k picks do not depend on how many follow; the per-source cap
         # may drop some of them, so it reads the whole order
         depth = len(order) if options.max_per_source is not None else k
-        order = mmr(order, scores, pool.vectors, options.mmr_lambda, depth)
+        order = mmr(order, scores, pool.vectors, options.mmr_lambda, depth, options)
 
     if options.max_per_source is not None:
         order = cap_per_source(order, pool.sources, options.max_per_source)
@@ -309,84 +310,20 @@ def rank(
     return RankedList(order[:k], scores, folded, other)
 
 
-def collapse(
-    order: list[int], vectors: np.ndarray, threshold: float, limit: int | None = None
-) -> tuple[list[int], dict[int, int]]:
-    """Keep the best of each group of near-identical stories; count what was folded into it.
-
-    With ``limit``, stop once that many stories are kept (the list needs no more): the later
-    candidates then only count as folded into the kept story they are nearest to.
-    """
-    if not order:
-        return [], {}
-    if limit is None or limit >= len(order):
-        return _collapse_all(order, vectors, threshold)
-    ordered = vectors[order]
-    kept: list[int] = []  # positions into ``order``
-    folded: dict[int, int] = {}
-    position = 0
-    while position < len(order) and len(kept) < limit:
-        # a block of candidates against every earlier one in one product (one per candidate
-        # cost more than the whole list's ranking); the list is usually full within a block
-        start, end = position, min(len(order), position + 2 * limit)
-        similarity = ordered[start:end] @ ordered[:end].T
-        earlier = np.arange(end)[None, :] < np.arange(start, end)[:, None]
-        near_earlier = ((similarity >= threshold) & earlier).any(axis=1).tolist()
-        while position < end and len(kept) < limit:
-            offset = position - start
-            if not (
-                near_earlier[offset]
-                and _fold(similarity[offset, kept], threshold, order, kept, folded)
-            ):
-                kept.append(position)
-            position += 1
-    if position < len(order):
-        # one product for the rest of the pool against the kept stories
-        rest = ordered[position:] @ ordered[kept].T
-        for row in np.flatnonzero(rest.max(axis=1) >= threshold):
-            _fold(rest[row], threshold, order, kept, folded)
-    return [order[p] for p in kept], folded
-
-
-def _fold(
-    similarity: np.ndarray,
-    threshold: float,
+def mmr(
     order: list[int],
-    kept: list[int],
-    folded: dict[int, int],
-) -> bool:
-    """Count a candidate as folded into the kept story it is nearest to, if near enough.
+    scores: np.ndarray,
+    vectors: np.ndarray,
+    lam: float,
+    k: int,
+    scale: RankingOptions | None = None,
+) -> list[int]:
+    """Maximal marginal relevance: trade relevance against similarity to what is already listed.
 
-    ``similarity`` holds its cosine with each kept story, in the order of ``kept``.
+    The similarity between two stories is put on the scale of the relevance (``scale``: the
+    model's calibration, same language), so that ``lam`` weighs the two alike under any model.
     """
-    if not kept:
-        return False
-    j = int(np.argmax(similarity))
-    if similarity[j] < threshold:
-        return False
-    folded[order[kept[j]]] = folded.get(order[kept[j]], 0) + 1
-    return True
-
-
-def _collapse_all(
-    order: list[int], vectors: np.ndarray, threshold: float
-) -> tuple[list[int], dict[int, int]]:
-    similarity = vectors[order] @ vectors[order].T  # one product instead of one per candidate
-    # most candidates have no near-identical story before them: those are kept without a look
-    near_earlier = np.tril(similarity >= threshold, -1).any(axis=1).tolist()
-    kept: list[int] = []  # positions into ``order``
-    folded: dict[int, int] = {}
-    for position in range(len(order)):
-        if near_earlier[position] and _fold(
-            similarity[position, kept], threshold, order, kept, folded
-        ):
-            continue
-        kept.append(position)
-    return [order[p] for p in kept], folded
-
-
-def mmr(order: list[int], scores: np.ndarray, vectors: np.ndarray, lam: float, k: int) -> list[int]:
-    """Maximal marginal relevance: trade relevance against similarity to what is already listed."""
+    gain, bias = (scale.dense_scale, scale.dense_bias) if scale is not None else (1.0, 0.0)
     remaining = list(order)
     selected: list[int] = []
     max_similarity = np.zeros(len(scores))
@@ -395,7 +332,7 @@ def mmr(order: list[int], scores: np.ndarray, vectors: np.ndarray, lam: float, k
         best = remaining.pop(int(np.argmax(values)))
         selected.append(best)
         if remaining:
-            similarity = vectors[remaining] @ vectors[best]
+            similarity = gain * (vectors[remaining] @ vectors[best]) + bias
             for position, i in enumerate(remaining):
                 max_similarity[i] = max(max_similarity[i], float(similarity[position]))
     return selected
