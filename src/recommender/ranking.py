@@ -118,7 +118,8 @@ class RankingOptions:
     # The model's calibration (``embedding.profiles``): relevance, recency and the same-story
     # threshold read ``dense_scale * (cosine + cross_language_shift * other language) +
     # dense_bias``, which puts a model's cosines on the scale these defaults were tuned on
-    # (USE: the identity). Collapse and MMR compare raw cosines between stories.
+    # (USE: the identity). MMR puts story-to-story cosines on that scale; collapse compares
+    # them raw against the model's own threshold.
     dense_scale: float = 1.0
     dense_bias: float = 0.0
     cross_language_shift: float = 0.0
