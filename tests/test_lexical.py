@@ -60,7 +60,9 @@ def test_lexical_index_finds_shared_ngrams_and_copies_on_write():
     query = model.transform(["وصول وزير إلى طرابلس"])
     scores = grown.partial_scores(query)
     everything = np.ones(3, dtype=bool)
-    assert set(top_rows(scores, everything, 5)) == {0, 2}  # both share "طرابلس", Wuhan not
-    assert list(top_rows(scores, np.array([True, True, False]), 5)) == [0]
+    keys = np.arange(3)
+    # both share "طرابلس", Wuhan not
+    assert set(top_rows(scores, everything, 5, keys)) == {0, 2}
+    assert list(top_rows(scores, np.array([True, True, False]), 5, keys)) == [0]
     exact = grown.scores([0, 1, 2], query)
     assert exact[1] == 0 and exact[0] > 0 and exact[2] > 0

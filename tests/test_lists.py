@@ -9,6 +9,7 @@ import shutil
 from datetime import timedelta
 
 import pytest
+from conftest import SAMPLE
 
 from recommender import lists
 from recommender.embedding import Embedder
@@ -200,3 +201,106 @@ def test_lists_built_in_worker_processes_equal_the_in_process_build(
     for file in files:
         if file.name != "lists.updated.npy":  # when each list was computed
             assert file.read_bytes() == (source / file.name).read_bytes(), file.name
+
+
+def _twin_ids(original: str) -> tuple[str, str]:
+    """Two new ids for copies of ``original``: one sorts before it by int id, one after."""
+    below = next(f"twin-{n}" for n in range(1000) if int_id(f"twin-{n}") < int_id(original))
+    above = next(f"twin-{n}" for n in range(1000) if int_id(f"twin-{n}") > int_id(original))
+    return below, above
+
+
+def _shown(response):
+    """What a page shows of a list: ids in order with their folded counts, other languages."""
+    return (
+        [(item.id, item.folded) for item in response.results],
+        [item.id for item in response.other_languages],
+    )
+
+
+def test_equal_scores_give_the_same_list_in_any_row_order_on_every_path(
+    sample_index, model, tmp_path
+):
+    """Copies of a story under other ids score exactly as it does: which one a list keeps
+    (and in which order they come with collapse off) must not depend on where the rows lie:
+    a snapshot (rows by int id), live upserts (rows after the main tier, in write order),
+    the stored list, its incremental recompute, the live ranking and the exhaustive one."""
+    import json
+
+    from recommender import queries, recall
+    from recommender.config import IndexConfig
+    from recommender.embedding.cache import EmbeddingCache
+    from recommender.indexing import CACHE_FILE, index_sources
+
+    original = "german-fm-tripoli-visit"  # third under the seed: its copies tie with it
+    below, above = _twin_ids(original)
+    embedder = Embedder(model=model)
+
+    # path 1: every copy in one snapshot (the embedding cache gives them the original's vector)
+    built = tmp_path / "built"
+    shutil.copytree(sample_index, built)
+    record = next(
+        json.loads(line)
+        for line in SAMPLE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line)["id"] == original
+    )
+    copies = tmp_path / "copies.jsonl"
+    copies.write_text(
+        "".join(
+            json.dumps({**record, "id": twin, "url": f"{record['url']}?{twin}"}) + "\n"
+            for twin in (above, below)
+        ),
+        encoding="utf-8",
+    )
+    config = IndexConfig(index_dir=built, progress=False)
+    assert index_sources(config, [str(SAMPLE), str(copies)], embedder).snapshot_built
+
+    # path 2: the copies upserted live into the snapshot without them, the later id first
+    grown = tmp_path / "grown"
+    shutil.copytree(sample_index, grown)
+    # as a server's own embedder: through the index's cache, so the copies are not re-embedded
+    cached = Embedder(model=model, cache=EmbeddingCache(grown / CACHE_FILE))
+    writer = Engine(grown, embedder=cached, writable=True).load()
+    stored = Engine(built, embedder=embedder).load()
+    live = Engine(built, embedder=embedder, use_lists=False).load()
+    try:
+        story = writer.get_article(original)
+        for twin in (above, below):
+            writer.upsert([dataclasses.replace(story, id=twin, url=f"{story.url}?{twin}")])
+            assert writer.wait_for_lists(120)
+        for engine in (stored, writer):  # the premise: exact ties, whatever the tier
+            space = engine.space
+            vectors = space.vectors.vectors([int_id(i) for i in (original, below, above)])
+            assert (vectors == vectors[0]).all()
+        assert writer.space.row_of[int_id(above)] < writer.space.row_of[int_id(below)]
+
+        expected = _shown(live.related(article_id=SEED, k=LIST_DEPTH))
+        kept = [i for i, _ in expected[0] if i in (original, below, above)]
+        assert kept == [below]  # the smallest int id of equals, the other two folded into it
+        assert dict(expected[0])[below] >= 2
+        assert _shown(stored.related(article_id=SEED, k=LIST_DEPTH)) == expected
+        maintained = writer.live.lists.get(int_id(SEED))
+        assert maintained is not None
+        assert _shown(maintained.response(LIST_DEPTH)) == expected
+        recomputed = lists.compute(writer.space, int_id(SEED))
+        assert _shown(recomputed.response(LIST_DEPTH)) == expected
+
+        for engine in (live, writer):
+            space = engine.space
+            query = queries.article_query(space, [SEED], [])
+            every = space.vectors.vectors([int(key) for key in space.int_ids])
+            exhaustive = recall.exhaustive_list(
+                space, query, LIST_DEPTH, Filters(), space.options, every
+            )
+            listed = [space.ids[space.row_of[key]] for key in exhaustive]
+            assert listed == [i for i, _ in expected[0]]
+
+        # collapse off: the equals come together, by int id, on both row orders
+        apart = RankingOptions.from_overrides(base=live.default_options, no_dedup=True)
+        for engine in (live, writer):
+            shown = _shown(engine.related(article_id=SEED, k=LIST_DEPTH, options=apart))
+            equals = [i for i, _ in shown[0] if i in (original, below, above)]
+            assert equals == sorted((original, below, above), key=int_id), engine.index_dir
+    finally:
+        for engine in (writer, stored, live):
+            engine.close()

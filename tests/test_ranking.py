@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -170,3 +171,58 @@ def test_mmr_for_k_picks_what_a_full_pass_picks_first():
     scores = rng.random(60)
     order = [int(i) for i in np.argsort(-scores)]
     assert mmr(order, scores, vectors, 0.7, 10) == mmr(order, scores, vectors, 0.7, 60)[:10]
+
+
+def _permuted(candidates, keys, order):
+    """The same candidates at other positions (as another row order gathers them)."""
+    take = np.asarray(order)
+    return CandidatePool(
+        dense=candidates.dense[take],
+        lexical=candidates.lexical[take],
+        vectors=candidates.vectors[take],
+        published_ts=candidates.published_ts[take],
+        langs=[candidates.langs[i] for i in order],
+        sources=[candidates.sources[i] for i in order],
+        keys=np.asarray(keys)[take],
+    )
+
+
+def test_equal_scores_are_ordered_by_key_in_any_row_order():
+    keys = [907, 12, 455, 3, 88]
+    # three stories tie (one by a float64 difference far below float32 precision)
+    candidates = pool([0.7, 0.7, 0.7 + 1e-12, 0.9, 0.2], langs=["ar", "ar", "ar", "ar", "en"])
+    options = RankingOptions(dense_weight=1.0, recency_half_life_days=None)
+    lists = set()
+    for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [2, 0, 4, 1, 3], [1, 4, 0, 3, 2]):
+        shuffled = _permuted(candidates, keys, order)
+        ranked = rank(shuffled, 5, options, query_lang="ar")
+        lists.add(tuple(int(shuffled.keys[i]) for i in ranked.main))
+    assert lists == {(3, 12, 455, 907, 88)}  # 0.9 first, then the equals by key
+
+
+def test_equal_scores_in_other_languages_and_under_mmr_are_ordered_by_key():
+    keys = [50, 40, 30, 20]
+    vectors = [[1, 0, 0], [0, 1, 0], [0, 1, 0], [0, 0, 1]]
+    candidates = pool([0.8, 0.6, 0.6, 0.6], vectors=vectors, langs=["ar", "en", "en", "fr"])
+    grouped = RankingOptions(dense_weight=1.0, recency_half_life_days=None, dedup_threshold=None)
+    diverse = replace(grouped, other_languages=False, mmr_lambda=0.5)
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 3, 0, 1]):
+        shuffled = _permuted(candidates, keys, order)
+        ranked = rank(shuffled, 4, grouped, query_lang="ar")
+        # the nearest English story is a tie: the smaller key; then the groups by key too
+        assert [int(shuffled.keys[i]) for i in ranked.other_languages] == [20, 30]
+        picked = rank(shuffled, 4, diverse, query_lang="ar").main
+        assert [int(shuffled.keys[i]) for i in picked] == [50, 20, 30, 40]
+
+
+def test_the_best_n_are_chosen_by_key_at_a_tied_cut():
+    from recommender.ordering import top_by_score
+
+    scores = np.array([0.5, 0.9, 0.5, 0.5, 0.1])
+    keys = np.array([7, 1, 3, 9, 2])
+    for order in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [3, 0, 4, 2, 1]):
+        take = np.asarray(order)
+        chosen = top_by_score(scores[take], keys[take], 3)
+        assert keys[take][chosen].tolist() == [1, 3, 7]
+    assert top_by_score(scores, keys, 0).tolist() == []
+    assert keys[top_by_score(scores, keys, 10)].tolist() == [1, 3, 7, 9, 2]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recommender.lexical import top_rows
+from recommender.ordering import cosines
 from recommender.queries import Query
 from recommender.ranking import (
     RECENCY_FLOOR_HALF_LIVES,
@@ -103,7 +104,8 @@ def gather(
     if lexical:
         scores = space.lexical.partial_scores(query.lexical)
         for side_mask, n in searches:
-            rows = top_rows(scores, mask if side_mask is None else side_mask, n + len(exclude))
+            allowed = mask if side_mask is None else side_mask
+            rows = top_rows(scores, allowed, n + len(exclude), space.int_ids)
             lexical_found += [key for key in space.int_ids[rows].tolist() if key not in exclude]
     keys = list(dict.fromkeys([*dense_found, *lexical_found]))  # first found first
     dense_keys, lexical_keys = set(dense_found), set(lexical_found)
@@ -172,7 +174,7 @@ def _pool(
 ) -> Candidates:
     rows = space.rows_of(keys)
     vectors = space.vectors_of(rows, keys)
-    dense = vectors @ query.vector if keys else np.zeros(0)
+    dense = cosines(vectors, query.vector) if keys else np.zeros(0)
     pool = pool_of(space, rows, dense, space.lexical.scores(rows, query.lexical), vectors)
     return Candidates(keys, rows, pool, from_dense, from_lexical)
 
@@ -181,6 +183,7 @@ def pool_of(
     space: RowSpace, rows: np.ndarray, dense: np.ndarray, lexical: np.ndarray, vectors: np.ndarray
 ) -> CandidatePool:
     """The candidate pool of ``rows`` of the row space, given their cosines and vectors."""
+    rows = np.asarray(rows, dtype=np.int64)
     return CandidatePool(
         dense=dense,
         lexical=lexical,
@@ -188,6 +191,7 @@ def pool_of(
         published_ts=space.published_ts[rows],
         langs=[str(space.langs[r]) for r in rows],
         sources=[str(space.sources[r]) for r in rows],
+        keys=space.int_ids[rows],
     )
 
 

@@ -1,7 +1,9 @@
 """Near-duplicate collapse: keep the best of each group of near-identical stories.
 
 ``ranking.rank`` folds every candidate whose cosine with a better-ranked kept story reaches
-the model's collapse threshold into that story, and counts what it folded.
+the model's collapse threshold into that story, and counts what it folded. Cosines are
+computed in float64 (``ordering``): a float32 product rounds a pair's cosine by where the
+pair lies in the block, and a pair at the threshold must fold the same way on every path.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ def collapse(
         return [], {}
     if limit is None or limit >= len(order):
         return _collapse_all(order, vectors, threshold)
-    ordered = vectors[order]
+    ordered: np.ndarray = np.asarray(vectors[order], dtype=np.float64)
     kept: list[int] = []  # positions into ``order``
     folded: dict[int, int] = {}
     position = 0
@@ -71,7 +73,8 @@ def _fold(
 def _collapse_all(
     order: list[int], vectors: np.ndarray, threshold: float
 ) -> tuple[list[int], dict[int, int]]:
-    similarity = vectors[order] @ vectors[order].T  # one product instead of one per candidate
+    ordered: np.ndarray = np.asarray(vectors[order], dtype=np.float64)
+    similarity = ordered @ ordered.T  # one product instead of one per candidate
     # most candidates have no near-identical story before them: those are kept without a look
     near_earlier = np.tril(similarity >= threshold, -1).any(axis=1).tolist()
     kept: list[int] = []  # positions into ``order``

@@ -23,6 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import HashingVectorizer
 
+from recommender.ordering import top_by_score
 from recommender.words import (
     MAX_LEXICAL_CHARS,
     ArticleWords,
@@ -173,12 +174,12 @@ class LexicalIndex:
         return self._postings_delta
 
 
-def top_rows(scores: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
-    """The (at most) ``n`` rows with the best positive scores where ``mask`` holds, best first."""
+def top_rows(scores: np.ndarray, mask: np.ndarray, n: int, keys: np.ndarray) -> np.ndarray:
+    """The (at most) ``n`` rows with the best positive scores where ``mask`` holds, best first;
+    equal scores by ``keys`` (the rows' int ids: ``ordering``), so row order does not choose."""
     hits = np.flatnonzero((scores > 0) & mask)
-    if len(hits) > n:
-        hits = hits[np.argpartition(-scores[hits], n - 1)[:n]]
-    return hits[np.argsort(-scores[hits], kind="stable")]
+    chosen: np.ndarray = hits[top_by_score(scores[hits], keys[hits], n)]
+    return chosen
 
 
 _thread_state = threading.local()

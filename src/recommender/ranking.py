@@ -20,6 +20,7 @@ import numpy as np
 from recommender.articles import parse_date_field
 from recommender.collapse import collapse
 from recommender.errors import InvalidInputError
+from recommender.ordering import by_score, comparable, cosines
 
 # Chosen on ANT (same-section precision@10) and checked on BBC; see docs/quality.md.
 DEFAULT_DENSE_WEIGHT = 0.6
@@ -190,9 +191,15 @@ class CandidatePool:
     published_ts: np.ndarray  # POSIX seconds, NaN when unknown
     langs: list[str]
     sources: list[str]
+    # int ids, the tie-break of equal scores (``ordering``); None: pool positions
+    keys: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.dense)
+
+    def tie_keys(self) -> np.ndarray:
+        """What breaks ties between equal scores: the stories' int ids."""
+        return self.keys if self.keys is not None else np.arange(len(self.dense))
 
 
 @dataclass
@@ -272,20 +279,22 @@ def rank(
         scores = scores * recency_factor(
             pool.published_ts, reference_ts, options.recency_half_life_days
         )
-    order = [int(i) for i in np.argsort(-scores, kind="stable")]
+    keys = pool.tie_keys()
+    order = by_score(scores, keys)  # a total order: the same list in any row order
 
     other: list[int] = []
     if options.other_languages and query_lang:
-        best_per_lang: dict[str, int] = {}
+        same_story: dict[str, list[int]] = {}  # per language: its stories above the threshold
         remaining = []
         for i in order:
             lang = pool.langs[i]
             if lang and lang != query_lang and dense[i] >= options.same_story_threshold:
-                if lang not in best_per_lang or dense[i] > dense[best_per_lang[lang]]:
-                    best_per_lang[lang] = i
+                same_story.setdefault(lang, []).append(i)
                 continue
             remaining.append(i)
-        other = sorted(best_per_lang.values(), key=lambda i: -float(dense[i]))
+        # each language's nearest story, by dense cosine (ties by key, as every order here)
+        best = [group[by_score(dense[group], keys[group])[0]] for group in same_story.values()]
+        other = [best[j] for j in by_score(dense[best], keys[best])]
         order = remaining
 
     folded: dict[int, int] = {}
@@ -330,10 +339,11 @@ def mmr(
     max_similarity = np.zeros(len(scores))
     while remaining and len(selected) < k:
         values = [lam * scores[i] - (1.0 - lam) * max_similarity[i] for i in remaining]
-        best = remaining.pop(int(np.argmax(values)))
+        # compared as scores are (``ordering``): a tie goes to the earlier in ``order``
+        best = remaining.pop(int(np.argmax(comparable(np.asarray(values)))))
         selected.append(best)
         if remaining:
-            similarity = gain * (vectors[remaining] @ vectors[best]) + bias
+            similarity = gain * cosines(vectors[remaining], vectors[best]) + bias
             for position, i in enumerate(remaining):
                 max_similarity[i] = max(max_similarity[i], float(similarity[position]))
     return selected

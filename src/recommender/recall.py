@@ -20,6 +20,7 @@ import numpy as np
 from recommender import candidates, queries
 from recommender.articles import parse_datetime
 from recommender.evaluation import read_jsonl
+from recommender.ordering import cosines, top_by_score
 from recommender.ranking import (
     Filters,
     RankingOptions,
@@ -73,7 +74,7 @@ def exhaustive_list(
     allowed = space.mask(filters)
     allowed[exclude_rows] = False
     rows = np.flatnonzero(allowed)
-    dense = all_vectors[rows] @ query.vector
+    dense = cosines(all_vectors[rows], query.vector)
     lexical = space.lexical.scores(rows, query.lexical)
     langs = space.langs[rows]
     other = (langs != query.lang) & (langs != "") & bool(query.lang)
@@ -82,7 +83,7 @@ def exhaustive_list(
         stamps = space.published_ts[rows]
         scores = scores * recency_factor(stamps, query.reference_ts, options.recency_half_life_days)
     if len(rows) > depth:
-        best = np.argpartition(-scores, depth - 1)[:depth]
+        best = top_by_score(scores, space.int_ids[rows], depth)
         rows, dense, lexical = rows[best], dense[best], lexical[best]
     pool = candidates.pool_of(space, rows, dense, lexical, all_vectors[rows])
     ranked = rank(pool, k, options, query_lang=query.lang, reference_ts=query.reference_ts)
