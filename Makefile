@@ -6,20 +6,28 @@ PY := $(VENV)/bin/python
 # several GB of CUDA libraries. Override on a machine with a GPU: make TORCH_SPEC=torch
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# The exact versions the tests pass with (pip constraints); `make lock` refreshes it.
+# LOCK= resolves pyproject.toml's ranges instead (another platform, a newer stack).
+LOCK ?= requirements.lock
+CONSTRAINTS := $(if $(LOCK),-c $(LOCK))
 INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 HTTP_PORT ?= 8080
 
-.PHONY: venv test lint unit unit-fast serve demo demo-web test-deps widget-screenshot bench-http protos quality quality-models ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
+.PHONY: venv lock test lint unit unit-fast serve demo demo-web test-deps widget-screenshot bench-http protos quality quality-models ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[service,dev,bench,ray]"
+	$(PY) -m pip install --quiet --upgrade pip $(CONSTRAINTS)
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" $(CONSTRAINTS)
+	$(PY) -m pip install --quiet -e ".[service,dev,bench,ray]" $(CONSTRAINTS)
 	@touch $(STAMP)
+
+# Re-resolve pyproject.toml's ranges in a scratch environment and write requirements.lock
+lock:
+	PYTHON=$(PYTHON) TORCH_SPEC="$(TORCH_SPEC)" scripts/lock.sh
 
 test: lint unit
 
