@@ -37,9 +37,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import faiss  # noqa: E402
 from machine import machine_info  # noqa: E402
 
+from recommender.evaluation.recall import recall_at_k  # noqa: E402
 from recommender.index import VectorIndex  # noqa: E402
 from recommender.index import factory as engine_index  # noqa: E402
-from recommender.recall import recall_at_k  # noqa: E402
 from recommender.runtime import SERVING_THREADS  # noqa: E402
 
 K = 10
@@ -76,7 +76,7 @@ def make_data(n: int, dim: int, n_queries: int, seed: int = 0) -> tuple[np.ndarr
 
 def real_data(index_dir: Path, n_queries: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The vectors of a built index (e.g. ANT), split into corpus and held-out queries."""
-    from recommender.snapshot import load_snapshot
+    from recommender.storage.snapshot import load_snapshot
 
     try:
         snapshot = load_snapshot(index_dir)

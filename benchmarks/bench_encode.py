@@ -57,7 +57,7 @@ def news_texts(eval_dir: Path, n: int) -> tuple[list[str], str]:
 
 def article_texts(eval_dir: Path, n: int) -> list[str]:
     """Whole articles as the engine embeds them (the default recipe), half ANT, half BBC."""
-    from recommender.evaluation import article_text
+    from recommender.evaluation.quality import article_text
 
     ant_path, bbc_path = eval_dir / "ant-arabic-news.jsonl.gz", eval_dir / "bbc-news.jsonl"
     if not (ant_path.is_file() and bbc_path.is_file()):

@@ -125,7 +125,7 @@ def run_wrk(port: int, ids: list[str], connections: int, duration: float) -> dic
 
 
 def index_ids(index_dir: Path) -> list[str]:
-    from recommender.snapshot import load_snapshot
+    from recommender.storage.snapshot import load_snapshot
 
     snapshot = load_snapshot(index_dir)
     ids = [row[1] for row in snapshot.store.facets()]
@@ -134,7 +134,7 @@ def index_ids(index_dir: Path) -> list[str]:
 
 
 def answer_json(index_dir: Path) -> bytes:
-    from recommender.service.httpapi import message_json
+    from recommender.service.httpjson import message_json
     from recommender.v1 import recommender_pb2 as pb
 
     message = pb.RelatedResponse.FromString(typical_answer(index_dir))

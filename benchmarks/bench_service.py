@@ -372,7 +372,7 @@ def sample_index(tmp: Path) -> Path:
 
 def id_requests(index_dir: Path) -> list[dict[str, Any]]:
     """A ``Related`` request by id for every article of the index."""
-    from recommender.snapshot import load_snapshot
+    from recommender.storage.snapshot import load_snapshot
 
     snapshot = load_snapshot(index_dir)
     ids = [row[1] for row in snapshot.store.facets()]
@@ -382,7 +382,7 @@ def id_requests(index_dir: Path) -> list[dict[str, Any]]:
 
 def text_requests(index_dir: Path, n: int = 1000) -> list[dict[str, Any]]:
     """``Related`` for raw text: the title and lead of ``n`` articles of the index."""
-    from recommender.snapshot import load_snapshot
+    from recommender.storage.snapshot import load_snapshot
 
     snapshot = load_snapshot(index_dir)
     ids = [row[1] for row in snapshot.store.facets()]

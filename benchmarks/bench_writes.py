@@ -57,7 +57,7 @@ def copy_index(source: Path, target: Path) -> Path:
 
 def new_articles(n: int, ant_texts: list[dict[str, Any]]) -> list[Any]:
     """``n`` articles that are not in the index, dated across ANT's last year."""
-    from recommender.articles import Article, parse_datetime
+    from recommender.ingest.records import Article, parse_datetime
 
     records: list[dict[str, Any]] = []
     for name in ("bbc-news.jsonl", "ntrex-parallel.jsonl"):
@@ -99,7 +99,7 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 
 def read_latencies(engine: Any, ids: list[str], texts: list[str], n: int) -> dict[str, Any]:
     """p50/p99 of stored-list lookups, live ranking, raw text and deletes, ids uniform."""
-    from recommender.articles import Article
+    from recommender.ingest.records import Article
 
     rng = random.Random(len(engine.space))
     chosen = [rng.choice(ids) for _ in range(n)]
@@ -137,7 +137,7 @@ def fresh_snapshot_reads(
 ) -> dict[str, Any]:
     """Publish a snapshot of the working store (no stored lists) and measure reads on it."""
     from recommender.engine import Engine
-    from recommender.snapshot import build_snapshot, working_store
+    from recommender.storage.snapshot import build_snapshot, working_store
 
     manifest = engine.snapshot.manifest
     engine.close()
@@ -180,7 +180,7 @@ def main() -> int:
         return 2
 
     from recommender.engine import Engine
-    from recommender.freshness import ListTable
+    from recommender.lists.freshness import ListTable
 
     rows: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(dir=ROOT / "var") as tmp:

@@ -38,7 +38,7 @@ from machine import machine_info  # noqa: E402
 from recommender import evaluation  # noqa: E402
 from recommender.embedding import Embedder, EmbeddingCache  # noqa: E402
 from recommender.embedding.profiles import E5, USE, default_options  # noqa: E402
-from recommender.text import DEFAULT_RECIPE  # noqa: E402
+from recommender.ingest.text import DEFAULT_RECIPE  # noqa: E402
 
 MODELS = (USE, E5, f"{USE}+{E5}")
 USE_SAME_STORY, USE_DEDUP = 0.5, 0.9

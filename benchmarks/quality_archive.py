@@ -20,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from recommender import candidates, evaluation, queries, recall
+from recommender import evaluation
 from recommender.embedding import Embedder
+from recommender.evaluation import recall
 from recommender.ranking import Filters, RankingOptions
-from recommender.rowspace import RowSpace
+from recommender.requests import candidates, queries
+from recommender.rowspace.space import RowSpace
 
 SEED = "libya-security-memoranda"
 TRIPOLI = "german-fm-tripoli-visit"

@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from machine import machine_info  # noqa: E402
 
 from recommender import evaluation  # noqa: E402
+from recommender.batch.indexing import index_sources  # noqa: E402
 from recommender.config import IndexConfig  # noqa: E402
 from recommender.embedding import Embedder, EmbeddingCache  # noqa: E402
 from recommender.embedding.profiles import E5, USE, default_options  # noqa: E402
-from recommender.indexing import index_sources  # noqa: E402
 
 MODELS = (USE, E5, f"{USE}+{E5}")
 ANT_STRIDE = 10

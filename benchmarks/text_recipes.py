@@ -1,6 +1,6 @@
 """Which article text should the model see? Measure recipes on the shared evaluation corpora.
 
-For each recipe (see ``recommender.text.TextRecipe``) this embeds the corpora with the default
+For each recipe (see ``recommender.ingest.text.TextRecipe``) this embeds the corpora with the default
 model and reports:
 
 - ANT (Arabic, six sections): same-section precision@10 over a seeded, section-stratified
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from recommender.embedding import Embedder, EmbeddingCache  # noqa: E402
-from recommender.text import TextRecipe  # noqa: E402
+from recommender.ingest.text import TextRecipe  # noqa: E402
 
 RECIPES: dict[str, TextRecipe] = {
     "title only": TextRecipe(fields="title", max_chars=1000),

@@ -42,9 +42,9 @@ SAMPLE = ROOT / "data" / "articles.jsonl"
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory, model) -> Path:
     """The sample corpus indexed once with the real model (do not modify it in a test)."""
+    from recommender.batch.indexing import index_sources
     from recommender.config import IndexConfig
     from recommender.embedding import Embedder
-    from recommender.indexing import index_sources
 
     index_dir = tmp_path_factory.mktemp("sample-index")
     summary = index_sources(

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from conftest import SAMPLE
 
-from recommender import recall
+from recommender.batch.indexing import index_sources
 from recommender.config import IndexConfig
 from recommender.embedding import Embedder, EmbeddingCache
 from recommender.engine import Engine
-from recommender.evaluation import records_space
-from recommender.indexing import index_sources
+from recommender.evaluation import recall
+from recommender.evaluation.quality import records_space
 from recommender.ranking import RECENCY_FLOOR, Filters, RankingOptions, relevance
-from recommender.snapshot import CACHE_FILE
+from recommender.storage.snapshot import CACHE_FILE
 
 pytestmark = pytest.mark.slow
 SEED = "libya-security-memoranda"

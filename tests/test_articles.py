@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from recommender.articles import Article, Deletion, Rejection, parse_datetime, read_articles
 from recommender.errors import InvalidInputError
+from recommender.ingest.readers import read_articles
+from recommender.ingest.records import Article, Deletion, Rejection, parse_datetime
 
 
 def _write_jsonl(path, records):

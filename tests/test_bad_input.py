@@ -11,22 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recommender.articles import (
-    MAX_ARTICLE_BYTES,
-    Article,
-    Deletion,
-    Duplicate,
-    Rejection,
-    read_articles,
-    read_many,
-)
+from recommender.batch.indexing import index_sources
 from recommender.config import IndexConfig
 from recommender.embedding import Embedder
 from recommender.errors import InvalidInputError
 from recommender.index.factory import check_spec
-from recommender.indexing import index_sources
-from recommender.snapshot import current_name
-from recommender.store import ArticleStore
+from recommender.ingest.readers import read_articles, read_many
+from recommender.ingest.records import MAX_ARTICLE_BYTES, Article, Deletion, Duplicate, Rejection
+from recommender.storage.snapshot import current_name
+from recommender.storage.store import ArticleStore
 
 
 def good(article_id: str, title: str = "Libya signs security memoranda") -> bytes:

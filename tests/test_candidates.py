@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from recommender import candidates, queries
-from recommender.articles import Article
-from recommender.lexical import LexicalModel
+from recommender.evaluation.recall import candidate_recall
+from recommender.index.lexical import LexicalModel
+from recommender.ingest.records import Article
 from recommender.ranking import Filters, RankingOptions
-from recommender.recall import candidate_recall
-from recommender.rowspace import RowSpace
+from recommender.requests import candidates, queries
+from recommender.rowspace.space import RowSpace
 
 NOW = datetime(2020, 6, 1, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from recommender.cli import build_parser, main
+from recommender.cli.main import build_parser, main
 
 
 def test_every_command_has_help_text():

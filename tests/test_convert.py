@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from recommender.articles import Article
 from recommender.engine import RelatedItem, RelatedResponse
+from recommender.ingest.records import Article
 from recommender.ranking import Filters, RankingOptions, Relation
 from recommender.service import convert
 

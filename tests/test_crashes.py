@@ -22,8 +22,8 @@ import pytest
 from conftest import SAMPLE, listening_lines
 
 from recommender.client import RecommenderClient, wait_until_serving
-from recommender.snapshot import _BUILDING_PREFIX, SNAPSHOTS_DIR, load_snapshot
-from recommender.store import ArticleStore
+from recommender.storage.snapshot import _BUILDING_PREFIX, SNAPSHOTS_DIR, load_snapshot
+from recommender.storage.store import ArticleStore
 
 KILL_RUNS = int(os.environ.get("RECOMMENDER_KILL_RUNS", "20"))
 TOKEN = "crash-token"

@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from recommender.batch.indexing import index_sources
 from recommender.config import IndexConfig
 from recommender.embedding import Embedder
 from recommender.engine import Engine
 from recommender.errors import InvalidInputError, NotFoundError
-from recommender.indexing import index_sources
 from recommender.ranking import Filters, RankingOptions
 
 SEED = "libya-security-memoranda"
@@ -174,8 +174,8 @@ def test_key_terms_are_the_same_for_snapshot_rows_and_articles_written_since(
 ):
     import shutil
 
-    from recommender.articles import Article
-    from recommender.lexical import LexicalModel
+    from recommender.index.lexical import LexicalModel
+    from recommender.ingest.records import Article
 
     shutil.copytree(sample_index, tmp_path / "i")
     engine = Engine(tmp_path / "i", embedder=Embedder(model=model), writable=True).load()

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import SAMPLE
 
-from recommender.cli import main
+from recommender.cli.main import main
 from recommender.client import wait_until_serving
 from recommender.config import ServerConfig
 from recommender.embedding.profiles import E5, USE, default_options, profile_for

@@ -17,7 +17,7 @@ from recommender.client import RecommenderClient
 from recommender.config import ServerConfig
 from recommender.embedding import Embedder
 from recommender.engine import Engine
-from recommender.service.httpapi import message_json
+from recommender.service.httpjson import message_json
 from recommender.service.server import create_server
 from recommender.v1 import recommender_pb2 as pb
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from recommender.errors import InvalidInputError
+from recommender.evaluation.recall import recall_at_k
 from recommender.index import VectorIndex
-from recommender.recall import recall_at_k
 
 
 def clustered(n: int, d: int = 64, clusters: int = 50, seed: int = 0) -> np.ndarray:

@@ -13,12 +13,12 @@ import time
 import pytest
 from conftest import SAMPLE
 
+from recommender.batch.indexing import index_sources
 from recommender.config import IndexConfig
 from recommender.embedding import Embedder
 from recommender.engine import Engine
 from recommender.errors import NotFoundError
-from recommender.indexing import index_sources
-from recommender.snapshot import current_name
+from recommender.storage.snapshot import current_name
 
 pytestmark = pytest.mark.slow
 
@@ -160,7 +160,7 @@ def test_a_snapshot_from_an_older_release_is_refused_then_rebuilt_by_index(
 ):
     import shutil
 
-    from recommender.snapshot import SnapshotError, load_snapshot
+    from recommender.storage.snapshot import SnapshotError, load_snapshot
 
     index_dir = tmp_path / "index"
     shutil.copytree(sample_index, index_dir)

@@ -1,4 +1,4 @@
-"""LayeredMap: a frozen mapping whose versions share a base (``recommender.layered``)."""
+"""LayeredMap: a frozen mapping whose versions share a base (``recommender.rowspace.layered``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from recommender import layered
-from recommender.layered import LayeredMap
+from recommender.rowspace import layered
+from recommender.rowspace.layered import LayeredMap
 
 
 def test_versions_behave_as_dict_copies_through_random_changes(

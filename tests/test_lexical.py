@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from recommender.lexical import LexicalModel
+from recommender.index.lexical import LexicalModel
 
 
 def fitted() -> LexicalModel:
@@ -50,7 +50,7 @@ def test_arabic_words_match_without_their_proclitics():
 def test_lexical_index_finds_shared_ngrams_and_copies_on_write():
     import numpy as np
 
-    from recommender.lexical import LexicalIndex, top_rows
+    from recommender.index.lexical import LexicalIndex, top_rows
 
     texts = ["زيارة وزير الخارجية الألماني لطرابلس", "Wuhan life returns to normal", "طرابلس"]
     model, matrix = LexicalModel.fit(texts)

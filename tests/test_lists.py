@@ -14,10 +14,10 @@ from conftest import SAMPLE
 from recommender import lists
 from recommender.embedding import Embedder
 from recommender.engine import Engine
-from recommender.lists import LIST_DEPTH
+from recommender.lists.stored import LIST_DEPTH
 from recommender.ranking import Filters, RankingOptions
 from recommender.service import convert
-from recommender.store import int_id
+from recommender.storage.schema import int_id
 from recommender.v1 import recommender_pb2 as pb
 
 SEED = "libya-security-memoranda"
@@ -138,7 +138,7 @@ def test_precompute_writes_every_list_and_since_only_the_changed_ones(sample_ind
     import time
     from datetime import UTC, datetime
 
-    from recommender.cli import main
+    from recommender.cli.main import main
 
     index_dir = tmp_path / "i"
     shutil.copytree(sample_index, index_dir)
@@ -190,7 +190,7 @@ def test_precompute_writes_every_list_and_since_only_the_changed_ones(sample_ind
 def test_lists_built_in_worker_processes_equal_the_in_process_build(
     sample_index, tmp_path, monkeypatch
 ):
-    from recommender import listbuild
+    from recommender.lists import build as listbuild
 
     source = sample_index / "snapshots" / (sample_index / "CURRENT").read_text().strip()
     target = tmp_path / source.name
@@ -227,10 +227,11 @@ def test_equal_scores_give_the_same_list_in_any_row_order_on_every_path(
     the stored list, its incremental recompute, the live ranking and the exhaustive one."""
     import json
 
-    from recommender import queries, recall
+    from recommender.batch.indexing import CACHE_FILE, index_sources
     from recommender.config import IndexConfig
     from recommender.embedding.cache import EmbeddingCache
-    from recommender.indexing import CACHE_FILE, index_sources
+    from recommender.evaluation import recall
+    from recommender.requests import queries
 
     original = "german-fm-tripoli-visit"  # third under the seed: its copies tie with it
     below, above = _twin_ids(original)

@@ -216,7 +216,7 @@ def test_equal_scores_in_other_languages_and_under_mmr_are_ordered_by_key():
 
 
 def test_the_best_n_are_chosen_by_key_at_a_tied_cut():
-    from recommender.ordering import top_by_score
+    from recommender.ranking.ordering import top_by_score
 
     scores = np.array([0.5, 0.9, 0.5, 0.5, 0.1])
     keys = np.array([7, 1, 3, 9, 2])

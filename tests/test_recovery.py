@@ -14,13 +14,13 @@ import grpc
 import pytest
 from conftest import SAMPLE
 
+from recommender.batch.indexing import index_sources
 from recommender.client import RecommenderClient
 from recommender.config import IndexConfig, ServerConfig
 from recommender.embedding import Embedder
 from recommender.engine import Engine
-from recommender.indexing import index_sources
 from recommender.service.server import create_server
-from recommender.snapshot import current_name
+from recommender.storage.snapshot import current_name
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1.recommender_pb2_grpc import RecommenderStub
 

@@ -11,9 +11,9 @@ import grpc
 import pytest
 from conftest import SAMPLE, listening_lines
 
-from recommender import remote
 from recommender.client import RecommenderClient
-from recommender.snapshot import current_name
+from recommender.storage import remote
+from recommender.storage.snapshot import current_name
 
 pytestmark = pytest.mark.slow
 SEED = "libya-security-memoranda"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from recommender.result_cache import ResultCache
+from recommender.live.result_cache import ResultCache
 
 
 def test_answers_are_kept_until_the_index_changes():

@@ -15,12 +15,12 @@ import pytest
 from conftest import ROOT, listening_lines
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from recommender.cli import main
+from recommender.batch.indexing import index_sources
+from recommender.cli.main import main
 from recommender.client import RecommenderClient, wait_until_serving
 from recommender.config import IndexConfig, ServerConfig
 from recommender.embedding import Embedder
 from recommender.engine import Engine
-from recommender.indexing import index_sources
 from recommender.service.server import SERVICE_NAME, create_server
 from recommender.v1 import recommender_pb2 as pb
 
@@ -336,7 +336,7 @@ def test_an_expired_deadline_is_reported(client):
 
 
 def test_cli_related_against_the_server_passes_ranking_options(server, capsys):
-    from recommender.cli import main
+    from recommender.cli.main import main
 
     def top(*extra):
         address = f"127.0.0.1:{server.port}"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.articles import Article
 from recommender.errors import NotFoundError
-from recommender.snapshot import (
+from recommender.ingest.records import Article
+from recommender.storage.snapshot import (
     SnapshotError,
     build_snapshot,
     current_name,
@@ -64,7 +64,7 @@ def test_old_snapshots_are_pruned_keeping_the_last_few(tmp_path):
 
 def test_a_failed_build_leaves_the_previous_snapshot_serving(tmp_path, monkeypatch):
     first = _build(tmp_path, 5)
-    from recommender import snapshot as snapshot_module
+    from recommender.storage import snapshot as snapshot_module
 
     def broken_build(*args, **kwargs):
         raise RuntimeError("disk full")

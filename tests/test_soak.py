@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from conftest import SAMPLE, listening_lines
 
+from recommender.batch.indexing import index_sources
 from recommender.client import RecommenderClient, wait_until_serving
 from recommender.config import IndexConfig, ServerConfig
 from recommender.embedding import Embedder
 from recommender.engine import Engine
-from recommender.indexing import index_sources
 from recommender.service.server import create_server
 
 SOAK_SECONDS = float(os.environ.get("RECOMMENDER_SOAK_SECONDS", "60"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recommender.articles import Article
 from recommender.errors import InvalidInputError
-from recommender.store import ArticleStore, int_id
+from recommender.ingest.records import Article
+from recommender.storage.schema import int_id
+from recommender.storage.store import ArticleStore
 
 
 def test_upsert_replace_delete_and_changes(tmp_path):

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from recommender.text import DEFAULT_RECIPE, TextRecipe, clean_text, normalize_arabic, truncate
+from recommender.ingest.text import (
+    DEFAULT_RECIPE,
+    TextRecipe,
+    clean_text,
+    normalize_arabic,
+    truncate,
+)
 
 
 def test_html_is_stripped_with_scripts_dropped_and_entities_decoded():

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from recommender.articles import Article, Rejection, read_many
-from recommender.store import ArticleStore
+from recommender.ingest.readers import read_many
+from recommender.ingest.records import Article, Rejection
+from recommender.storage.store import ArticleStore
 
 WEB = ROOT / "data" / "web"
 RSS, ATOM = WEB / "world.rss", WEB / "health.atom"

@@ -23,7 +23,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from recommender.articles import Article, read_articles
+from recommender.ingest.readers import read_articles
+from recommender.ingest.records import Article
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent

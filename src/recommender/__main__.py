@@ -1,5 +1,5 @@
 """`python -m recommender` runs the command-line interface."""
 
-from recommender.cli import main
+from recommender.cli.main import main
 
 raise SystemExit(main())

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recommender.ingest.text import DEFAULT_RECIPE, TextRecipe
 from recommender.ranking import PREFIX_DEPTH
-from recommender.text import DEFAULT_RECIPE, TextRecipe
 
 LIST_DEPTH = PREFIX_DEPTH  # the most related stories a stored list can hold (``lists``)
 

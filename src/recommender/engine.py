@@ -16,35 +16,29 @@ torch in memory.
 
 from __future__ import annotations
 
-import re
 import threading
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from recommender import candidates, queries
-from recommender.articles import Article, detect_lang, echo
 from recommender.embedding import Embedder
-from recommender.errors import InvalidInputError, ModelError, NotFoundError
-from recommender.explain import RelatedItem, RelatedResponse, build_response
-from recommender.lists import StoredList
-from recommender.queries import Query
+from recommender.errors import ModelError, NotFoundError
+from recommender.ingest.records import Article, echo
+from recommender.ingest.text import TextRecipe
+from recommender.lists.stored import StoredList
+from recommender.live.result_cache import ResultCache
+from recommender.live.stats import EngineStats, space_stats
+from recommender.live.writer import LiveIndex
 from recommender.ranking import Filters, RankingOptions
-from recommender.result_cache import ResultCache
-from recommender.rowspace import RowSpace
-from recommender.snapshot import Manifest, Snapshot
-from recommender.store import UpsertOutcome, int_id
-from recommender.text import TextRecipe
-from recommender.writer import LiveIndex
+from recommender.requests import candidates, queries
+from recommender.requests.checks import MAX_K, check_k, check_related, hashable, prepared_text
+from recommender.requests.explain import RelatedItem, RelatedResponse, build_response
+from recommender.rowspace.space import RowSpace
+from recommender.storage.schema import UpsertOutcome, int_id
+from recommender.storage.snapshot import Snapshot
 
-MAX_K = 100
-_LANG_CODE = re.compile(r"[a-z]{2}")
-MAX_TEXT_CHARS = 100_000
 # A request without filters or options: adapters pass these very objects, so recognising
 # the page-view request costs an identity check (``_answerable``). DEFAULT_OPTIONS stands for
 # the model's defaults (``Engine.default_options``), whatever values it holds.
@@ -60,33 +54,6 @@ __all__ = [
     "RelatedItem",
     "RelatedResponse",
 ]
-
-
-@dataclass(frozen=True)
-class EngineStats:
-    """The serving snapshot and live counts by language, source and section."""
-
-    manifest: Manifest
-    articles: int
-    index_size: int
-    by_lang: dict[str, int]
-    by_source: dict[str, int]
-    by_section: dict[str, int]
-    result_cache: dict[str, Any]
-    lists: dict[str, int]
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (``snapshot`` is the manifest)."""
-        return {
-            "snapshot": self.manifest.to_dict(),
-            "articles": self.articles,
-            "index_size": self.index_size,
-            "by_lang": self.by_lang,
-            "by_source": self.by_source,
-            "by_section": self.by_section,
-            "result_cache": self.result_cache,
-            "lists": self.lists,
-        }
 
 
 class Engine:
@@ -205,16 +172,8 @@ class Engine:
         the language (detected when absent) and date of a text query; recency counts from that
         date, or from now (no later than the newest indexed article) when it is absent.
         """
-        _check_k(k)
-        given = sum(x is not None for x in (article_id, text)) + bool(positive_ids)
-        if given != 1:
-            raise InvalidInputError(
-                "give exactly one of article_id, text, positive_ids", field="article_id"
-            )
-        if negative_ids and not positive_ids:
-            raise InvalidInputError("negative_ids need positive_ids", field="negative_ids")
-        if lang is not None and lang and not _LANG_CODE.fullmatch(lang):
-            raise InvalidInputError(f"{echo(lang)} is not an ISO 639-1 code", field="lang")
+        check_k(k)
+        check_related(article_id, text, positive_ids, negative_ids, lang)
         filters, options = filters or Filters(), self._options(options)
         self.live.catch_up_if_behind()
         if article_id is not None:
@@ -223,7 +182,7 @@ class Engine:
                 return stored.response(k)
         cache_key = None
         if text is None:  # article queries repeat (every page view of a story asks the same)
-            cache_key = _hashable(
+            cache_key = hashable(
                 (article_id, tuple(positive_ids), tuple(negative_ids), k, filters, options)
             )
             cached = self.results.get(cache_key) if cache_key is not None else None
@@ -234,11 +193,7 @@ class Engine:
         if article_id is not None:
             query = queries.article_query(space, [article_id], [])
         elif text is not None:
-            prepared = self._prepare_text(text)
-            vector = self.embedder.embed([prepared])[0]
-            stamp = published_at.timestamp() if published_at is not None else None
-            language = lang or detect_lang(prepared)
-            query = queries.text_query(space, prepared, vector, language, stamp)
+            query = queries.text_query(space, text, self.embedder.embed, lang, published_at)
         else:
             query = queries.article_query(space, list(positive_ids), list(negative_ids))
         response = self._rank(space, query, k, filters, options)
@@ -296,14 +251,19 @@ class Engine:
     ) -> RelatedResponse:
         """Unread stories for a reader, from the ids they read (oldest first); see
         ``queries.history_query`` for how reads are weighed."""
-        _check_k(k)
+        check_k(k)
         self.live.catch_up_if_behind()
         space = self.space
         query = queries.history_query(space, history_ids)
         return self._rank(space, query, k, filters or Filters(), self._options(options))
 
     def _rank(
-        self, space: RowSpace, query: Query, k: int, filters: Filters, options: RankingOptions
+        self,
+        space: RowSpace,
+        query: queries.Query,
+        k: int,
+        filters: Filters,
+        options: RankingOptions,
     ) -> RelatedResponse:
         found, ranked = candidates.rank_candidates(space, query, k, filters, options)
         if not found:
@@ -330,49 +290,11 @@ class Engine:
 
     def text_vector(self, text: str) -> np.ndarray:
         """Embed raw text (an article not yet indexed) as the index's recipe would."""
-        vector: np.ndarray = self.embedder.embed([self._prepare_text(text)])[0]
+        vector: np.ndarray = self.embedder.embed([prepared_text(self.recipe, text)])[0]
         return vector
-
-    def _prepare_text(self, text: str) -> str:
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidInputError("must be a non-empty string", field="text")
-        if len(text) > MAX_TEXT_CHARS:
-            raise InvalidInputError(
-                f"is {len(text)} characters, the limit is {MAX_TEXT_CHARS}", field="text"
-            )
-        prepared = self.recipe.text(text)
-        if not prepared:
-            raise InvalidInputError("holds nothing once HTML is removed", field="text")
-        return prepared
 
     def stats(self) -> EngineStats:
         """Manifest and live counts by language, source and section."""
-        space = self.space
-
-        def counts(values: np.ndarray) -> dict[str, int]:
-            return dict(Counter(str(v) for v in values[space.alive]).most_common())
-
-        return EngineStats(
-            manifest=self.snapshot.manifest,
-            articles=int(space.alive.sum()),
-            index_size=len(space.vectors),
-            by_lang=counts(space.langs),
-            by_source=counts(space.sources),
-            by_section=counts(space.sections),
-            result_cache=self.results.info(),
-            lists=self.live.lists.info(),
+        return space_stats(
+            self.space, self.snapshot.manifest, self.results.info(), self.live.lists.info()
         )
-
-
-def _hashable(key: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """The key, or None when a caller passed something unhashable (a list in Filters)."""
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
-
-
-def _check_k(k: int) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise InvalidInputError(f"must be between 1 and {MAX_K}, got {k!r}", field="k")

@@ -1,1 +1,6 @@
-"""The gRPC service: a thin adapter from ``recommender.v1.Recommender`` to the engine."""
+"""The gRPC and HTTP/JSON service: thin adapters from ``recommender.v1.Recommender`` and the
+HTTP routes to the engine (``server``, ``httpapi``), with the conversions (``convert``),
+interceptors, metrics, per-client write limits and several processes on one port.
+
+An adapter: may import anything in the package; nothing below imports it.
+"""

@@ -8,25 +8,21 @@ domain objects' ``to_dict`` is the JSON form, so a local and a remote answer pri
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from recommender.articles import Article, article_from_record, parse_date_field
 from recommender.errors import InvalidInputError
-from recommender.explain import RelatedItem, RelatedResponse
-from recommender.ranking import Filters, RankingOptions, Relation
+from recommender.ingest.records import Article, article_from_record
+from recommender.lists.wire import iso as _iso
+from recommender.lists.wire import item_from_pb as item_from_pb
+from recommender.lists.wire import item_to_pb as item_to_pb
+from recommender.lists.wire import response_from_pb as response_from_pb
+from recommender.lists.wire import response_to_pb as response_to_pb
+from recommender.ranking import Filters, RankingOptions
 from recommender.v1 import recommender_pb2 as pb
 
-if TYPE_CHECKING:  # the engine imports this module's encoders (stored lists)
+if TYPE_CHECKING:
     from recommender.engine import EngineStats
 
-_RELATIONS = {
-    Relation.FOLLOW_UP: pb.FOLLOW_UP,
-    Relation.BACKGROUND: pb.BACKGROUND,
-    Relation.SAME_TIME: pb.SAME_TIME,
-    Relation.UNKNOWN: pb.RELATION_UNSPECIFIED,
-}
-_RELATIONS_BACK = {value: key for key, value in _RELATIONS.items()}
 _DEFAULT_OPTIONS = RankingOptions()
 
 
@@ -103,66 +99,6 @@ def options_to_pb(options: RankingOptions) -> pb.RankingOptions:
     return message
 
 
-def item_to_pb(item: RelatedItem) -> pb.RelatedItem:
-    """One result."""
-    a = item.article
-    return pb.RelatedItem(
-        id=item.id,
-        title=a.title,
-        url=a.url,
-        score=item.score,
-        lang=a.lang,
-        published_at=_iso(a.published_at),
-        source=a.source,
-        section=a.section,
-        dense_score=item.dense_score,
-        lexical_score=item.lexical_score,
-        key_terms=list(item.key_terms),
-        relation=_RELATIONS[item.relation],
-        folded=item.folded,
-    )
-
-
-def item_from_pb(message: pb.RelatedItem) -> RelatedItem:
-    """One result as the engine returns it (the article holds the fields the message has)."""
-    article = Article(
-        id=message.id,
-        title=message.title,
-        url=message.url,
-        lang=message.lang,
-        published_at=parse_date_field(message.published_at, "published_at"),
-        source=message.source,
-        section=message.section,
-    )
-    return RelatedItem(
-        id=message.id,
-        score=message.score,
-        article=article,
-        dense_score=message.dense_score,
-        lexical_score=message.lexical_score,
-        key_terms=tuple(message.key_terms),
-        relation=_RELATIONS_BACK.get(message.relation, Relation.UNKNOWN),
-        folded=message.folded,
-    )
-
-
-def response_to_pb(response: RelatedResponse, snapshot: str) -> pb.RelatedResponse:
-    """The whole response."""
-    return pb.RelatedResponse(
-        results=[item_to_pb(r) for r in response.results],
-        other_languages=[item_to_pb(r) for r in response.other_languages],
-        snapshot=snapshot,
-    )
-
-
-def response_from_pb(message: pb.RelatedResponse) -> RelatedResponse:
-    """The whole response as the engine returns it."""
-    return RelatedResponse(
-        [item_from_pb(r) for r in message.results],
-        [item_from_pb(r) for r in message.other_languages],
-    )
-
-
 def stats_to_pb(stats: EngineStats) -> pb.StatsResponse:
     """The serving snapshot and counts."""
     manifest = stats.manifest
@@ -237,7 +173,3 @@ def article_from_pb(message: pb.Article, position: int) -> Article:
         return article_from_record(record)
     except InvalidInputError as exc:
         raise InvalidInputError(str(exc), field=f"articles[{position}].{exc.field}") from None
-
-
-def _iso(value: datetime | None) -> str:
-    return value.isoformat() if value is not None else ""

@@ -1,7 +1,7 @@
 """Several server processes on one port: ``recommender serve --processes N``.
 
 Python answers one request at a time per process (the GIL), so a machine's cores serve in
-parallel only as separate processes. Each child runs the whole server (``server.serve``) on
+parallel only as separate processes. Each child runs the whole server (``server.serve_here``) on
 the same port with ``SO_REUSEPORT``: the kernel spreads incoming connections over them. Each
 maps the same snapshot files read-only (FAISS, the stored lists), so memory grows by each
 process's own state, not by the index.
@@ -32,7 +32,7 @@ import time
 from typing import Any
 
 from recommender.config import ServerConfig
-from recommender.service.server import serve
+from recommender.service.server import serve_here
 
 _log = logging.getLogger("recommender.service")
 _RESTART_PAUSE = 1.0
@@ -119,4 +119,4 @@ def _child(config: ServerConfig, parent: int, label: str) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=orphaned, name="parent-watch", daemon=True).start()
-    sys.exit(serve(config, label=label))
+    sys.exit(serve_here(config, label=label))

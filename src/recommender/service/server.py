@@ -7,10 +7,8 @@ reflection lets tools such as grpcurl discover the API.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -25,17 +23,17 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from recommender.articles import parse_date_field
 from recommender.config import ServerConfig
 from recommender.engine import DEFAULT_OPTIONS, MAX_K, NO_FILTERS, Engine
 from recommender.errors import InvalidInputError, NotFoundError
+from recommender.ingest.records import parse_date_field
 from recommender.runtime import SERVING_THREADS, set_threads
 from recommender.service import convert
 from recommender.service.httpapi import HttpApi, HttpServer
 from recommender.service.interceptors import ServiceInterceptor
 from recommender.service.metrics import Metrics
 from recommender.service.ratelimit import WriteLimiter
-from recommender.snapshot import SnapshotError
+from recommender.storage.snapshot import SnapshotError
 from recommender.v1 import recommender_pb2 as pb
 from recommender.v1 import recommender_pb2_grpc as pb_grpc
 
@@ -333,28 +331,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def serve(config: ServerConfig, label: str = "") -> int:
-    """Run until SIGTERM or SIGINT, then shut down gracefully (``config.processes`` server
-    processes on the port when more than one: ``processes``)."""
-    mirror = None
-    if config.index_url:  # one mirror per server, however many processes serve it
-        from recommender.remote import Mirror
-
-        mirror = Mirror(config.index_url, config.index_dir, config.watch_interval).start()
-        config = dataclasses.replace(config, index_url=None, read_only=True)
-    try:
-        return _serve_here(config, label)
-    finally:
-        if mirror is not None:
-            mirror.stop()
-
-
-def _serve_here(config: ServerConfig, label: str) -> int:
-    processes = config.processes or os.cpu_count() or 1
-    if processes > 1:
-        from recommender.service.processes import serve_processes  # it imports this module
-
-        return serve_processes(dataclasses.replace(config, processes=processes))
+def serve_here(config: ServerConfig, label: str = "") -> int:
+    """Run one server process until SIGTERM or SIGINT, then shut down gracefully
+    (``run.serve`` chooses between this and several processes)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
