@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +56,40 @@ def sample_index(tmp_path_factory, model) -> Path:
     )
     assert summary.rejected == 0 and summary.snapshot_built
     return index_dir
+
+
+# Embedding caches kept across test sessions (vectors keyed by model identity and text hash, as
+# in any index): a second run does not embed ANT again. A fresh machine starts cold.
+KEPT_CACHES = (
+    Path(os.environ.get("RECOMMENDER_CACHE", Path.home() / ".cache" / "recommender"))
+    / "test-embeddings"
+)
+
+
+@contextlib.contextmanager
+def kept_embeddings(index_dir: Path, name: str) -> Iterator[None]:
+    """Seed ``index_dir``'s embedding cache from the one kept as ``name``, and keep it again
+    (atomically) once the block has indexed."""
+    from recommender.storage.snapshot import CACHE_FILE
+
+    kept = KEPT_CACHES / f"{name}.sqlite"
+    index_dir.mkdir(parents=True, exist_ok=True)
+    if kept.is_file():
+        _copy_database(kept, index_dir / CACHE_FILE)
+    yield
+    KEPT_CACHES.mkdir(parents=True, exist_ok=True)
+    _copy_database(index_dir / CACHE_FILE, kept)
+
+
+def _copy_database(source: Path, target: Path) -> None:
+    """A consistent copy of a SQLite database (WAL included), replacing ``target`` at once."""
+    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    with (
+        contextlib.closing(sqlite3.connect(source)) as src,
+        contextlib.closing(sqlite3.connect(staging)) as dst,
+    ):
+        src.backup(dst)
+    os.replace(staging, target)
 
 
 def listening_lines(process, count: int = 1, timeout: float = 120.0) -> list[str]:

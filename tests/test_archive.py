@@ -10,7 +10,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SAMPLE
+from conftest import SAMPLE, kept_embeddings
 
 from recommender.batch.indexing import index_sources
 from recommender.config import IndexConfig
@@ -29,11 +29,13 @@ TARGET = 0.95
 
 @pytest.fixture(scope="module")
 def ant_index(eval_dir, model, tmp_path_factory):
-    """ANT + data/ indexed with the real model (embedding ANT takes minutes on 2 cores)."""
+    """ANT + data/ indexed with the real model (embedding ANT takes minutes on 2 cores; a
+    later session reads its vectors from the kept cache)."""
     index_dir = tmp_path_factory.mktemp("ant-index")
     sources = [str(eval_dir / "ant-arabic-news.jsonl.gz"), str(SAMPLE)]
     config = IndexConfig(index_dir=index_dir, progress=False)
-    summary = index_sources(config, sources, Embedder(model=model))
+    with kept_embeddings(index_dir, "ant-and-data"):
+        summary = index_sources(config, sources, Embedder(model=model))
     assert summary.rejected == 0 and summary.articles > 31_000
     return index_dir
 

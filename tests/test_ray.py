@@ -79,7 +79,9 @@ def test_ray_and_local_give_the_same_ids_vectors_and_lists(tmp_path):
 
 
 def test_ray_is_imported_only_on_its_path_and_its_absence_names_the_extra(tmp_path):
-    check = "import sys, recommender.cli, recommender.batch.indexing; assert 'ray' not in sys.modules"
+    check = (
+        "import sys, recommender.cli, recommender.batch.indexing; assert 'ray' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", check], check=True, timeout=120)
     # Ray made unimportable: --engine ray fails before any work, naming the extra
     script = (
