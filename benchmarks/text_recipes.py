@@ -1,7 +1,7 @@
 """Which article text should the model see? Measure recipes on the shared evaluation corpora.
 
-For each recipe (see ``recommender.ingest.text.TextRecipe``) this embeds the corpora with the default
-model and reports:
+For each recipe (see ``recommender.ingest.text.TextRecipe``) this embeds the corpora with the
+default model and reports:
 
 - ANT (Arabic, six sections): same-section precision@10 over a seeded, section-stratified
   sample of ``--ant-sample`` articles (all 31.5k take ~10 minutes a recipe on 2 cores);
