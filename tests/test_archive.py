@@ -50,11 +50,13 @@ def ant_engine(ant_index):
 @pytest.fixture(scope="module")
 def multi_year_space(eval_dir, ant_index, model, tmp_path_factory):
     """The multi-year archive's row space; ANT's vectors come from the index's cache."""
-    cache_path = tmp_path_factory.mktemp("archive-cache") / CACHE_FILE
-    shutil.copy(ant_index / CACHE_FILE, cache_path)
+    cache_dir = tmp_path_factory.mktemp("archive-cache")
+    shutil.copy(ant_index / CACHE_FILE, cache_dir / CACHE_FILE)
     records = recall.shared_archives(eval_dir, SAMPLE)["multi-year (ANT + BBC + data/)"]
-    embedder = Embedder(model=model, cache=EmbeddingCache(cache_path))
-    return records_space(records, embedder), records
+    with kept_embeddings(cache_dir, "multi-year"):  # BBC's vectors too, from a later session on
+        embedder = Embedder(model=model, cache=EmbeddingCache(cache_dir / CACHE_FILE))
+        space = records_space(records, embedder)
+    return space, records
 
 
 def test_the_reference_case_holds_on_ant_plus_data(ant_engine):
