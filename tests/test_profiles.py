@@ -69,6 +69,7 @@ def test_the_language_shift_ranks_and_groups_stories_in_other_languages():
         published_ts=np.full(3, np.nan),
         langs=["ar", "en", "ar"],
         sources=["", "", ""],
+        keys=np.arange(3),
     )
     base = RankingOptions(dense_weight=1.0, other_languages=False, dedup_threshold=None)
     assert rank(candidates, 3, base, query_lang="ar").main == [0, 1, 2]

@@ -39,6 +39,7 @@ def pool(dense, vectors=None, lexical=None, ts=None, langs=None, sources=None):
         published_ts=np.asarray(ts if ts is not None else [np.nan] * n, dtype=np.float64),
         langs=langs or ["ar"] * n,
         sources=sources or [""] * n,
+        keys=np.arange(n),
     )
 
 

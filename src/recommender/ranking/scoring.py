@@ -35,15 +35,10 @@ class CandidatePool:
     published_ts: np.ndarray  # POSIX seconds, NaN when unknown
     langs: list[str]
     sources: list[str]
-    # int ids, the tie-break of equal scores (``ordering``); None: pool positions
-    keys: np.ndarray | None = None
+    keys: np.ndarray  # int ids: what breaks ties between equal scores (``ordering``)
 
     def __len__(self) -> int:
         return len(self.dense)
-
-    def tie_keys(self) -> np.ndarray:
-        """What breaks ties between equal scores: the stories' int ids."""
-        return self.keys if self.keys is not None else np.arange(len(self.dense))
 
 
 @dataclass
@@ -123,7 +118,7 @@ def rank(
         scores = scores * recency_factor(
             pool.published_ts, reference_ts, options.recency_half_life_days
         )
-    keys = pool.tie_keys()
+    keys = pool.keys
     order = by_score(scores, keys)  # a total order: the same list in any row order
 
     other: list[int] = []

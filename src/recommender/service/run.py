@@ -20,15 +20,11 @@ def serve(config: ServerConfig, label: str = "") -> int:
 
         mirror = Mirror(config.index_url, config.index_dir, config.watch_interval).start()
         config = dataclasses.replace(config, index_url=None, read_only=True)
+    processes = config.processes or os.cpu_count() or 1
     try:
-        return _serve_here(config, label)
+        if processes > 1:
+            return serve_processes(dataclasses.replace(config, processes=processes))
+        return serve_here(config, label)
     finally:
         if mirror is not None:
             mirror.stop()
-
-
-def _serve_here(config: ServerConfig, label: str) -> int:
-    processes = config.processes or os.cpu_count() or 1
-    if processes > 1:
-        return serve_processes(dataclasses.replace(config, processes=processes))
-    return serve_here(config, label)
