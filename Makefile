@@ -37,8 +37,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
+# Test files run on TEST_WORKERS processes (pytest-xdist, a file per worker: module fixtures
+# are built once); TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
 unit: $(STAMP) test-deps
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 # System packages tests drive: Debian's chromium + chromium-driver (the browser test of the
 # "read also" block) and wrk (bench_http.py's smoke test). Where they cannot be installed (no

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    import numpy as np
     from sentence_transformers import SentenceTransformer
 
 EVAL_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
@@ -81,6 +82,26 @@ def kept_embeddings(index_dir: Path, name: str) -> Iterator[None]:
     _copy_database(index_dir / CACHE_FILE, kept)
 
 
+def kept_array(name: str, key: str, compute: Callable[[], np.ndarray]) -> np.ndarray:
+    """``compute()``, kept across test sessions under ``name`` for as long as ``key`` (what the
+    array depends on: a reference package's version, a digest of its inputs) is the same. For
+    reference outputs the tests compare against, not for what a test checks."""
+    import hashlib
+
+    import numpy as np
+
+    kept = KEPT_CACHES / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
+    if kept.is_file():
+        return np.load(kept, allow_pickle=False)
+    array = np.asarray(compute())
+    KEPT_CACHES.mkdir(parents=True, exist_ok=True)
+    staging = kept.with_name(f".{kept.name}.{os.getpid()}.tmp")
+    with staging.open("wb") as handle:
+        np.save(handle, array, allow_pickle=False)
+    os.replace(staging, kept)
+    return array
+
+
 def _copy_database(source: Path, target: Path) -> None:
     """A consistent copy of a SQLite database (WAL included), replacing ``target`` at once."""
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -92,6 +113,15 @@ def _copy_database(source: Path, target: Path) -> None:
     os.replace(staging, target)
 
 
+def listening_port(line: str) -> int:
+    """The gRPC port of a "listening on 127.0.0.1:PORT" line."""
+    import re
+
+    found = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+    assert found, f"not a listening line: {line!r}"
+    return int(found.group(1))
+
+
 def listening_lines(process, count: int = 1, timeout: float = 120.0) -> list[str]:
     """The first ``count`` "listening on" lines a ``recommender serve`` process prints on
     stderr (its processes also log JSON lines there, in any order); stderr keeps being read
@@ -100,6 +130,7 @@ def listening_lines(process, count: int = 1, timeout: float = 120.0) -> list[str
     import time
 
     lines: list[str] = []
+    process.log_lines = lines  # what it printed so far: for a test's failure message
 
     def drain() -> None:
         for line in process.stderr:

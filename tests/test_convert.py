@@ -93,7 +93,7 @@ def test_an_article_round_trips_with_its_metadata():
         body="B",
         lang="en",
         published_at=datetime(2020, 5, 1, tzinfo=UTC),
-        url="u",
+        url="https://news.example.org/x",
         source="s",
         section="c",
         tags=("a", "b"),

@@ -19,7 +19,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import SAMPLE, listening_lines
+from conftest import SAMPLE, listening_lines, listening_port
 
 from recommender.client import RecommenderClient, wait_until_serving
 from recommender.storage.snapshot import _BUILDING_PREFIX, SNAPSHOTS_DIR, load_snapshot
@@ -107,7 +107,7 @@ def start_server(index_dir: Path, token_file: Path) -> tuple[subprocess.Popen[st
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     line = listening_lines(process)[0]
-    port = line.split("listening on 127.0.0.1:")[1].split(",")[0].split()[0]
+    port = listening_port(line)
     address = f"127.0.0.1:{port}"
     with grpc.insecure_channel(address) as channel:
         wait_until_serving(channel, 180)

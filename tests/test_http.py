@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import listening_lines
+from conftest import listening_lines, listening_port
 
 from recommender.client import RecommenderClient
 from recommender.config import ServerConfig
@@ -221,7 +221,7 @@ def test_curl_against_the_serve_command_matches_grpc(sample_index, tmp_path):
     try:
         lines = listening_lines(process, count=2)
         assert all("HTTP/JSON on :" in line for line in lines)
-        port = int(lines[0].split("listening on 127.0.0.1:")[1].split()[0].rstrip(","))
+        port = listening_port(lines[0])
         http_port = int(lines[0].split("HTTP/JSON on :")[1].split()[0].rstrip(","))
         base = f"http://127.0.0.1:{http_port}"
         deadline = time.monotonic() + 120

@@ -116,7 +116,7 @@ def test_sigkill_during_reindex_leaves_the_previous_snapshot_serving(tmp_path):
         [
             {"id": f"gen-{i}", "lang": "en",
              "title": f"Story {i} about markets, football, elections and the weather",
-             "body": " ".join(f"paragraph {i} sentence {j} with words" for j in range(60))}
+             "body": " ".join(f"paragraph {i} sentence {j} with words" for j in range(15))}
             for i in range(3000)
         ],
     )  # fmt: skip

@@ -13,7 +13,7 @@ import urllib.request
 
 import grpc
 import pytest
-from conftest import ROOT, listening_lines
+from conftest import ROOT, listening_lines, listening_port
 
 from recommender.client import wait_until_serving
 from recommender.v1 import recommender_pb2 as pb
@@ -56,7 +56,7 @@ def test_two_processes_share_a_port_and_each_others_writes(sample_index, tmp_pat
         assert {"(process 1 of 2)", "(process 2 of 2)"} == {
             line[line.index("(") : line.index(")") + 1] for line in lines
         }
-        ports = {int(line.split("listening on 127.0.0.1:")[1].split()[0]) for line in lines}
+        ports = {listening_port(line) for line in lines}
         assert len(ports) == 1, "both processes listen on one port"
         port = ports.pop()
         metrics = [int(line.split("metrics on :")[1].split("/")[0]) for line in lines]

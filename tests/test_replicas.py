@@ -9,7 +9,7 @@ import time
 
 import grpc
 import pytest
-from conftest import SAMPLE, listening_lines
+from conftest import SAMPLE, listening_lines, listening_port
 
 from recommender.client import RecommenderClient
 from recommender.storage import remote
@@ -40,7 +40,7 @@ def start_server(index_dir: str, *extra: str) -> tuple[subprocess.Popen, str]:
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     (line,) = listening_lines(process)
-    port = line.split("listening on 127.0.0.1:")[1].split()[0].rstrip(",")
+    port = listening_port(line)
     return process, f"127.0.0.1:{port}"
 
 
@@ -69,8 +69,8 @@ def test_two_replicas_pick_up_a_publish_and_answer_identically(tmp_path):
     writer = None
     try:
         clients = [RecommenderClient(address) for _, address in replicas]
-        for client in clients:
-            client.wait_until_serving(180)
+        for client, (process, _) in zip(clients, replicas, strict=True):
+            _wait_serving(client, process)
         before = [list(c.related(article_id=SEED, k=10).results) for c in clients]
         assert before[0] == before[1] and len(before[0]) == 10
         # a replica is read-only: writes are refused, naming where they go
@@ -82,7 +82,7 @@ def test_two_replicas_pick_up_a_publish_and_answer_identically(tmp_path):
         # the writer: a server on the work directory takes a live write, then publishes
         writer, writer_address = start_server(str(work))
         with RecommenderClient(writer_address, token=None) as write_client:
-            write_client.wait_until_serving(180)
+            _wait_serving(write_client, writer)
             assert write_client.upsert([NEW]).added == 1
         published = cli("publish", "--index-dir", str(work), "--to", url, "--quiet")
         assert published["built"] is True
@@ -112,6 +112,15 @@ def test_two_replicas_pick_up_a_publish_and_answer_identically(tmp_path):
             writer.terminate()
         for process in [p for p, _ in replicas] + ([writer] if writer else []):
             process.wait(timeout=60)
+
+
+def _wait_serving(client: RecommenderClient, process: subprocess.Popen) -> None:
+    """Wait for SERVING; if it does not come, fail with what the server logged."""
+    try:
+        client.wait_until_serving(180)
+    except TimeoutError as exc:
+        log = "".join(getattr(process, "log_lines", [])[-20:])
+        raise AssertionError(f"{exc}; the server's last log lines:\n{log}") from None
 
 
 def test_a_url_without_its_backend_is_a_clear_error(tmp_path):

@@ -12,7 +12,7 @@ import urllib.request
 
 import grpc
 import pytest
-from conftest import ROOT, listening_lines
+from conftest import ROOT, listening_lines, listening_port
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from recommender.batch.indexing import index_sources
@@ -242,7 +242,7 @@ def test_serve_command_shuts_down_gracefully_on_sigterm(sample_index, tmp_path):
     )  # fmt: skip
     try:
         (line,) = listening_lines(process)
-        port = int(line.split("listening on 127.0.0.1:")[1].split(",")[0].split()[0])
+        port = listening_port(line)
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         wait_serving(channel)
         channel.close()

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from conftest import SAMPLE, listening_lines
+from conftest import SAMPLE, listening_lines, listening_port
 
 from recommender.batch.indexing import index_sources
 from recommender.client import RecommenderClient, wait_until_serving
@@ -70,7 +70,7 @@ def test_soak_against_several_server_processes(
     )  # fmt: skip
     try:
         lines = listening_lines(process, count=2)
-        port = lines[0].split("listening on 127.0.0.1:")[1].split(",")[0].split()[0]
+        port = listening_port(lines[0])
         address = f"127.0.0.1:{port}"
         for _ in range(8):  # several connections: both processes are asked
             with grpc.insecure_channel(

@@ -63,7 +63,10 @@
   function link(element, item) {
     var template = element.dataset.linkTemplate;
     if (template) return template.replace("{id}", encodeURIComponent(item.id));
-    return item.url || "";
+    // only http(s) links are followed: an index built by an older release may hold others
+    // (javascript:, data:), which the engine refuses today
+    var url = item.url || "";
+    return /^https?:\/\/[^\s\/?#]+/i.test(url) ? url : "";
   }
 
   function otherLanguages(element, copies) {

@@ -107,6 +107,29 @@ def parse_datetime(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+# Dates a news article can carry: anything outside is a typo or a placeholder (0001-01-01,
+# 9999-12-31) that would wreck recency and time windows, and may not even exist in UTC.
+EARLIEST_PUBLISHED = datetime(1800, 1, 1, tzinfo=UTC)
+LATEST_PUBLISHED = datetime(2200, 1, 1, tzinfo=UTC)
+_WEB_URL = re.compile(r"https?://[^\s/?#]+", re.IGNORECASE)
+
+
+def is_web_url(text: str) -> bool:
+    """An absolute http(s) URL with a host: the only links stored (and so rendered)."""
+    return bool(_WEB_URL.match(text))
+
+
+def check_published_range(moment: datetime, raw: str) -> None:
+    """InvalidInputError naming ``published_at`` unless ``moment`` lies in the years 1800-2199
+    (in UTC: an offset can carry 9999-12-31 into year 10000)."""
+    try:
+        in_utc = moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        in_utc = None
+    if in_utc is None or not EARLIEST_PUBLISHED <= in_utc < LATEST_PUBLISHED:
+        raise InvalidInputError(f"{echo(raw)} is outside the years 1800-2199", field="published_at")
+
+
 def parse_date_field(value: str | None, field: str) -> datetime | None:
     """An optional ISO 8601 argument: None or "" means unset; a bad one names ``field``."""
     if not value:
@@ -200,6 +223,7 @@ def article_from_record(
             raise InvalidInputError(
                 f"{echo(raw_date)} is not an ISO 8601 date or datetime", field="published_at"
             ) from None
+        check_published_range(published_at, raw_date)
 
     raw_tags = record.get("tags")
     tags: tuple[str, ...] = ()
@@ -210,6 +234,11 @@ def article_from_record(
             raise InvalidInputError("must be a list of strings", field="tags")
         tags = tuple(raw_tags)
 
+    url = _text_field(record, "url").strip()
+    if url and not is_web_url(url):
+        # a link the block renders: javascript:, data: or a relative path must never be one
+        raise InvalidInputError(f"{echo(url)} is not an http(s) URL", field="url")
+
     metadata = {k: v for k, v in record.items() if k not in SCHEMA_FIELDS}
     return Article(
         id=article_id,
@@ -218,7 +247,7 @@ def article_from_record(
         body=body,
         lang=lang,
         published_at=published_at,
-        url=_text_field(record, "url"),
+        url=url,
         source=_text_field(record, "source"),
         section=_text_field(record, "section"),
         tags=tags,

@@ -21,19 +21,23 @@ A source is read as a feed or a page by its name (``.rss``, ``.atom``, ``.xml``;
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from recommender.ingest.records import ReadResult, Rejection, validated_record
+from recommender.ingest.fetch import MAX_FETCH_BYTES, fetch
+from recommender.ingest.records import (
+    EARLIEST_PUBLISHED,
+    LATEST_PUBLISHED,
+    ReadResult,
+    Rejection,
+    is_web_url,
+    validated_record,
+)
 
 FEED_SUFFIXES = (".rss", ".atom", ".xml")
 PAGE_SUFFIXES = (".html", ".htm")
-MAX_FETCH_BYTES = 20 * 1024 * 1024
-FETCH_TIMEOUT_S = 30.0
 USER_AGENT = "recommender/0.1 (+https://github.com/; related-stories indexer)"
 _ITEM_START = re.compile(rb"<(?:\w+:)?(?:item|entry)[\s>/]")
 
@@ -52,7 +56,7 @@ def is_web_source(name: str) -> bool:
 def read_web_source(name: str, detect_language: bool) -> Iterator[tuple[int, ReadResult]]:
     """Records (with their line numbers) of one feed or page, file or URL."""
     try:
-        data, final_url = _fetch(name) if is_url(name) else (Path(name).read_bytes(), "")
+        data, final_url = fetch(name, USER_AGENT) if is_url(name) else (_read_file(Path(name)), "")
     except (OSError, ValueError) as exc:
         yield 0, Rejection(name, 0, "source", f"cannot read: {exc}")
         return
@@ -65,19 +69,13 @@ def read_web_source(name: str, detect_language: bool) -> Iterator[tuple[int, Rea
         yield from _feed_records(data, name, detect_language)
 
 
-def _fetch(url: str) -> tuple[bytes, str]:
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    try:
-        with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_S) as response:
-            data = response.read(MAX_FETCH_BYTES + 1)
-            final_url = str(response.geturl())
-    except urllib.error.HTTPError as exc:
-        raise OSError(f"HTTP {exc.code} {exc.reason}") from None
-    except urllib.error.URLError as exc:
-        raise OSError(str(exc.reason)) from None
+def _read_file(path: Path) -> bytes:
+    """A local feed or page, refused past the size a fetched one may have."""
+    with path.open("rb") as handle:
+        data = handle.read(MAX_FETCH_BYTES + 1)
     if len(data) > MAX_FETCH_BYTES:
         raise ValueError(f"larger than {MAX_FETCH_BYTES:,} bytes")
-    return data, final_url if final_url.startswith("http") else ""
+    return data
 
 
 def _looks_like_feed(data: bytes) -> bool:
@@ -99,7 +97,7 @@ def _feed_records(
         yield where, Rejection(name, where, "feed", reason)
         return
     feed = parsed.get("feed", {})
-    starts = [data.count(b"\n", 0, m.start()) + 1 for m in _ITEM_START.finditer(data)]
+    starts = _item_lines(data)
     lines = starts if len(starts) == len(entries) else [0] * len(entries)
     for number, (entry, line) in enumerate(zip(entries, lines, strict=True), start=1):
         record, problem = _item_record(entry, feed)
@@ -114,10 +112,24 @@ def _feed_records(
         yield line, result
 
 
+def _item_lines(data: bytes) -> list[int]:
+    """The line each item starts on, counted in one pass over the feed (counting from the
+    start for every item made a large feed quadratic)."""
+    lines: list[int] = []
+    line, position = 1, 0
+    for match in _ITEM_START.finditer(data):
+        line += data.count(b"\n", position, match.start())
+        position = match.start()
+        lines.append(line)
+    return lines
+
+
 def _item_record(entry: Any, feed: Any) -> tuple[dict[str, Any], tuple[str, str] | None]:
     """An article record of one feed item, or the (field, reason) it cannot be one."""
-    link = str(entry.get("link", "") or "")
+    link = str(entry.get("link", "") or "").strip()
     item_id = str(entry.get("id", "") or "") or link
+    if entry.get("guidislink") and not entry.get("links") and not is_web_url(link):
+        link = ""  # feedparser copied a guid that is no URL into the link: nothing was linked
     if not item_id.strip():
         return {}, ("id", "has neither a guid/id nor a link to use as its id")
     content = entry.get("content") or []
@@ -147,9 +159,13 @@ def _item_record(entry: Any, feed: Any) -> tuple[dict[str, Any], tuple[str, str]
         if moment is None:
             return {}, ("published_at", f"{raw!r} is not a date (RFC 822 or ISO 8601)")
         year, month, day, hour, minute, second = moment[:6]
-        record["published_at"] = datetime(
-            year, month, day, hour, minute, second, tzinfo=UTC
-        ).isoformat()
+        try:
+            published = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+        except ValueError:  # an offset carried 9999-12-31 into year 10000, or 0001 into 0
+            return {}, ("published_at", f"{raw!r} is outside the years 1800-2199")
+        if not EARLIEST_PUBLISHED <= published < LATEST_PUBLISHED:
+            return {}, ("published_at", f"{raw!r} is outside the years 1800-2199")
+        record["published_at"] = published.isoformat()
         break
     return record, None
 

@@ -346,13 +346,15 @@ def serve_here(config: ServerConfig, label: str = "") -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(
+    # one write: print() writes the line and its newline separately, and a log line of the
+    # index loader's thread landing in between glued itself to the port a script reads here
+    sys.stderr.write(
         f"recommender: listening on {config.address.rsplit(':', 1)[0]}:{running.port}{label}"
         + (f", HTTP/JSON on :{running.http_port}" if running.http_port else "")
-        + (f", metrics on :{running.metrics_port}/metrics" if running.metrics_port else ""),
-        file=sys.stderr,
-        flush=True,
+        + (f", metrics on :{running.metrics_port}/metrics" if running.metrics_port else "")
+        + "\n"
     )
+    sys.stderr.flush()
     stop.wait()
     running.stop(config.grace_seconds)
     return 0
