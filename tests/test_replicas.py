@@ -13,7 +13,7 @@ from conftest import SAMPLE, listening_lines, listening_port
 
 from recommender.client import RecommenderClient
 from recommender.storage import remote
-from recommender.storage.snapshot import current_name
+from recommender.storage.snapshot import SnapshotError, current_name
 
 pytestmark = pytest.mark.slow
 SEED = "libya-security-memoranda"
@@ -59,6 +59,26 @@ def test_the_mirror_refuses_a_snapshot_that_fails_its_checksums(sample_index, tm
         remote.mirror(url, tmp_path / "fresh")
     assert current_name(tmp_path / "fresh") is None
     assert not list((tmp_path / "fresh" / "snapshots").iterdir())  # the partial copy is gone
+
+
+@pytest.mark.parametrize("pointer", ["../../../../victim", "../../victimsrc", "..", "a/b"])
+def test_a_remote_current_that_is_a_path_is_refused_and_touches_nothing(
+    sample_index, tmp_path, pointer
+):
+    """A remote CURRENT is a name, never a path: the probe's ``../../../../victim`` made a
+    mirror delete a directory outside it (issue 25)."""
+    url = f"file://{tmp_path / 'shared'}"
+    good = remote.publish(sample_index, url)
+    mirror_dir = tmp_path / "deep" / "er" / "mirror"
+    assert remote.mirror(url, mirror_dir) == good
+    victim = tmp_path / "victim"
+    (victim / "keep").mkdir(parents=True)
+    (tmp_path / "shared" / "CURRENT").write_text(pointer + "\n")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises(SnapshotError, match="not a snapshot name"):
+        remote.mirror(url, mirror_dir)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert current_name(mirror_dir) == good  # the mirror keeps serving what it had
 
 
 def test_two_replicas_pick_up_a_publish_and_answer_identically(tmp_path):

@@ -75,3 +75,6 @@ class ServerConfig:
     index_url: str | None = None
     read_only: bool = False
     cors_origins: tuple[str, ...] = ()  # origins whose pages may call the HTTP API; none: off
+    allow_anonymous_writes: bool = False  # HTTP writes without auth_token (refused otherwise)
+    allowed_hosts: tuple[str, ...] = ()  # Host headers the HTTP API answers; none: any
+    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For is believed; none: nobody's

@@ -107,6 +107,21 @@ def add_job_commands(commands: Any) -> None:
         help="let pages from ORIGIN (e.g. https://www.example.org, or *) call the HTTP API "
         "from the browser; repeat for several (default: no cross-origin calls)",
     )  # fmt: skip
+    serve.add_argument(
+        "--allow-anonymous-writes", action="store_true",
+        help="accept Upsert/Delete over HTTP without --auth-token-file (refused otherwise: "
+        "any page open in a browser on the machine could write)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--allowed-host", action="append", metavar="HOST",
+        help="answer HTTP only for this Host header (e.g. api.example.org; repeat for "
+        "several); others get 421 (default: any Host)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--trusted-proxy", action="append", metavar="ADDRESS",
+        help="believe X-Forwarded-For from this proxy address or network (repeat for "
+        "several); default: nobody's, the client is the connection's address",
+    )  # fmt: skip
     serve.add_argument("--tls-cert", help="PEM certificate chain")
     serve.add_argument("--tls-key", help="PEM private key")
     serve.add_argument(
@@ -244,6 +259,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         write_burst=args.write_burst,
         http_port=args.http_port,
         cors_origins=tuple(args.cors_origin or ()),
+        allow_anonymous_writes=args.allow_anonymous_writes,
+        allowed_hosts=tuple(args.allowed_host or ()),
+        trusted_proxies=tuple(args.trusted_proxy or ()),
     )
     if args.cors_origin and args.http_port is None:
         raise InvalidInputError("--cors-origin needs --http-port", field="cors_origin")

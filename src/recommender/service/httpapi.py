@@ -51,6 +51,7 @@ from starlette.routing import Route
 
 from recommender.errors import InvalidInputError, NotFoundError, RecommenderError
 from recommender.runtime import SERVING_THREADS, set_threads
+from recommender.service.httpguards import HostCheck, proxy_settings
 from recommender.service.httpjson import (
     body_message,
     message_json,
@@ -127,6 +128,8 @@ class HttpApi:
         write_limiter: WriteLimiter | None = None,
         workers: int = 2,
         cors_origins: tuple[str, ...] = (),
+        anonymous_writes: bool = False,
+        allowed_hosts: tuple[str, ...] = (),
     ) -> None:
         self.servicer = servicer
         self.ready = ready
@@ -135,6 +138,8 @@ class HttpApi:
         self.auth_reads = auth_reads
         self.write_limiter = write_limiter
         self.cors_origins = cors_origins
+        self.anonymous_writes = anonymous_writes
+        self.allowed_hosts = allowed_hosts
         self.pool = ThreadPoolExecutor(
             workers, thread_name_prefix="http", initializer=set_threads, initargs=(SERVING_THREADS,)
         )
@@ -163,6 +168,8 @@ class HttpApi:
                     max_age=3600,
                 )
             )
+        if self.allowed_hosts:  # outermost: a foreign Host gets no answer, not even CORS
+            middleware.insert(0, Middleware(HostCheck, allowed=self.allowed_hosts))
         return Starlette(routes=routes, middleware=middleware)
 
     async def healthz(self, request: Request) -> Response:
@@ -257,6 +264,14 @@ class HttpApi:
                 grpc.StatusCode.UNAUTHENTICATED,
                 "missing or wrong 'authorization: Bearer <token>'",
             )
+        if method in WRITE_METHODS and self.token is None and not self.anonymous_writes:
+            # any page open in a browser on this machine can POST here (text/plain needs no
+            # CORS preflight): without a token, writes over HTTP are an explicit choice
+            raise _Refused(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "writes over HTTP need a token (serve --auth-token-file) or "
+                "serve --allow-anonymous-writes",
+            )
         if method in WRITE_METHODS and self.write_limiter is not None:
             wait = self.write_limiter.allow(peer)
             if wait:
@@ -308,7 +323,14 @@ class HttpServer:
     """uvicorn serving an ``HttpApi`` on a thread, on a socket with ``SO_REUSEPORT`` (several
     server processes share the port, as they share the gRPC port)."""
 
-    def __init__(self, api: HttpApi, host: str, port: int, grace_seconds: float) -> None:
+    def __init__(
+        self,
+        api: HttpApi,
+        host: str,
+        port: int,
+        grace_seconds: float,
+        trusted_proxies: tuple[str, ...] = (),
+    ) -> None:
         import uvicorn
 
         self.api = api
@@ -333,6 +355,7 @@ class HttpServer:
             lifespan="off",
             timeout_graceful_shutdown=max(1, int(grace_seconds)),
             server_header=False,
+            **proxy_settings(trusted_proxies),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name="http", daemon=True)

@@ -232,9 +232,11 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
             write_limiter=interceptor.write_limiter,
             workers=config.workers,
             cors_origins=config.cors_origins,
+            anonymous_writes=config.allow_anonymous_writes,
+            allowed_hosts=config.allowed_hosts,
         )
         host = config.address.rsplit(":", 1)[0].strip("[]")
-        http = HttpServer(api, host, config.http_port, config.grace_seconds)
+        http = HttpServer(api, host, config.http_port, config.grace_seconds, config.trusted_proxies)
 
     def load() -> None:
         # Until an index loads (none published yet, or none loadable) keep looking, NOT_SERVING:

@@ -31,8 +31,10 @@ from typing import Any
 from recommender.errors import InvalidInputError, NotFoundError
 from recommender.storage.snapshot import (
     CURRENT_FILE,
+    SNAPSHOT_NAME,
     SNAPSHOTS_DIR,
     _publish,
+    checked_name,
     current_name,
     prune,
     snapshot_problem,
@@ -102,7 +104,7 @@ def publish(local_root: Path, url: str, keep: int = KEEP_REMOTE) -> str:
 def _prune_remote(fs: Any, root: str, serving: str, keep: int) -> None:
     names = sorted(
         Path(p).name for p in fs.ls(f"{root}/{SNAPSHOTS_DIR}", detail=False)
-        if not Path(p).name.startswith(".")
+        if SNAPSHOT_NAME.fullmatch(Path(p).name)
     )  # fmt: skip
     for name in names[: max(0, len(names) - max(keep, 1))]:
         if name != serving:
@@ -113,9 +115,11 @@ def remote_current(url: str) -> str | None:
     """The snapshot name ``CURRENT`` at ``url`` holds, or None when there is none yet."""
     fs, root = _filesystem(url)
     try:
-        return str(fs.cat_file(f"{root}/{CURRENT_FILE}").decode().strip()) or None
+        raw = fs.cat_file(f"{root}/{CURRENT_FILE}")
     except FileNotFoundError:
         return None
+    name = raw.decode("utf-8", errors="replace").strip()
+    return checked_name(name, f"{url}/{CURRENT_FILE}") if name else None
 
 
 def mirror(url: str, local_root: Path, keep: int = 2) -> str | None:

@@ -23,6 +23,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -102,12 +103,26 @@ class Snapshot:
         self.store.close()
 
 
+# What ``build_snapshot`` names a snapshot (``20201203T101500123456-s7``). A name read from a
+# pointer file (local, or a remote one a replica mirrors) becomes a path only once it matches:
+# ``../../elsewhere`` in a remote CURRENT made a mirror delete a directory outside it.
+SNAPSHOT_NAME = re.compile(r"\d{8}T\d{12}-s\d{1,12}")
+
+
+def checked_name(name: str, where: str) -> str:
+    """``name`` if it is a snapshot name, else SnapshotError naming ``where`` it was read."""
+    if not SNAPSHOT_NAME.fullmatch(name):
+        raise SnapshotError(f"{where} names {name[:80]!r}, which is not a snapshot name")
+    return name
+
+
 def current_name(index_dir: str | Path) -> str | None:
     """Name of the serving snapshot, or None when nothing was published yet."""
     pointer = Path(index_dir) / CURRENT_FILE
     if not pointer.is_file():
         return None
-    return pointer.read_text(encoding="utf-8").strip() or None
+    name = pointer.read_text(encoding="utf-8").strip()
+    return checked_name(name, str(pointer)) if name else None
 
 
 def build_snapshot(
@@ -251,7 +266,7 @@ def prune(index_dir: str | Path, keep: int = KEEP_SNAPSHOTS) -> list[str]:
         if time.time() - leftover.stat().st_mtime > 3600 or keep == 0:
             shutil.rmtree(leftover, ignore_errors=True)
             removed.append(leftover.name)
-    complete = sorted(p.name for p in snapshots.iterdir() if not p.name.startswith("."))
+    complete = sorted(p.name for p in snapshots.iterdir() if SNAPSHOT_NAME.fullmatch(p.name))
     for name in complete[: max(0, len(complete) - max(keep, 1))]:
         if name != serving:
             shutil.rmtree(snapshots / name, ignore_errors=True)

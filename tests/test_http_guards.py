@@ -1,0 +1,92 @@
+"""What the HTTP API believes about a request (issue 25): who may write without a token, which
+client a forwarded address names, which Host it answers. Real servers on real ports."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+from test_http import call
+
+from recommender.config import ServerConfig
+from recommender.embedding import Embedder
+from recommender.engine import Engine
+from recommender.service.server import create_server
+
+pytestmark = pytest.mark.slow
+TOKEN = "guard-s3cret"
+EVIL = "https://evil.example"
+ARTICLE = {"id": "written-over-http", "title": "Ports reopen along the Libyan coast"}
+
+
+@pytest.fixture(scope="module")
+def serving(sample_index, model, tmp_path_factory) -> Callable:
+    """Start a server on a copy of the sample index with ``settings``; yields its HTTP base."""
+
+    @contextmanager
+    def start(**settings) -> Iterator[str]:
+        index_dir = tmp_path_factory.mktemp("guards") / "index"
+        shutil.copytree(sample_index, index_dir)
+        config = ServerConfig(index_dir=index_dir, address="127.0.0.1:0", metrics_port=None,
+                              http_port=0, **settings)  # fmt: skip
+        running = create_server(config, Engine(index_dir, embedder=Embedder(model=model),
+                                               writable=True))  # fmt: skip
+        base = f"http://127.0.0.1:{running.http_port}"
+        deadline = time.monotonic() + 60
+        while call(base, "/healthz")[0] != 200:
+            assert time.monotonic() < deadline, "the HTTP API never became healthy"
+            time.sleep(0.1)
+        try:
+            yield base
+        finally:
+            running.stop(grace=0)
+
+    return start
+
+
+def test_without_a_token_http_writes_are_refused_unless_allowed(serving):
+    with serving() as base:
+        # what a page on any site can send to a loopback server: no preflight for text/plain
+        got, body, _ = call(base, "/v1/articles", "POST", {"articles": [ARTICLE]},
+                            headers={"Origin": EVIL, "Content-Type": "text/plain"})  # fmt: skip
+        assert got == 403 and body["error"]["status"] == "PERMISSION_DENIED"
+        assert "--auth-token-file" in body["error"]["message"]
+        got, _, _ = call(base, f"/v1/articles/{ARTICLE['id']}", "DELETE")
+        assert got == 403
+        assert call(base, f"/v1/articles/{ARTICLE['id']}")[0] == 404  # nothing was written
+        assert call(base, "/v1/articles/libya-security-memoranda/related?k=3")[0] == 200
+    with serving(allow_anonymous_writes=True) as base:
+        got, body, _ = call(base, "/v1/articles", "POST", {"articles": [ARTICLE]})
+        assert got == 200 and body["added"] == 1
+
+
+def test_a_forwarded_address_is_believed_only_from_a_trusted_proxy(serving):
+    """300 token-bearing deletes, each claiming another X-Forwarded-For: one client to the
+    write limit unless the connection comes from a --trusted-proxy."""
+
+    def passed(base: str) -> int:
+        count = 0
+        for n in range(60):
+            headers = {"Authorization": f"Bearer {TOKEN}", "X-Forwarded-For": f"10.0.{n}.1"}
+            got, _, _ = call(base, f"/v1/articles/no-such-{n}", "DELETE", headers=headers)
+            assert got in (200, 404, 429), got
+            count += got != 429
+        return count
+
+    limits = {"auth_token": TOKEN, "write_rate": 0.5, "write_burst": 5}
+    with serving(**limits) as base:
+        assert passed(base) <= 10  # the burst and what the rate refills, not 60
+    with serving(**limits, trusted_proxies=("127.0.0.1",)) as base:
+        assert passed(base) == 60  # behind a proxy each forwarded client has its own limit
+
+
+def test_a_foreign_host_gets_421_when_hosts_are_listed(serving):
+    with serving(allowed_hosts=("news.example.org", "127.0.0.1")) as base:
+        path = "/v1/articles/libya-security-memoranda/related?k=3"
+        got, body, _ = call(base, path, headers={"Host": "evil.example:8080"})
+        assert got == 421 and body["error"]["status"] == "MISDIRECTED_REQUEST"
+        assert call(base, path, headers={"Host": "news.example.org"})[0] == 200
+        assert call(base, path)[0] == 200  # 127.0.0.1:PORT, as urllib sends it
