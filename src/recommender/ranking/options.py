@@ -5,13 +5,16 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from recommender.errors import InvalidInputError
-from recommender.ingest.records import parse_date_field
+from recommender.ingest.records import echo, parse_date_field
+
+_LANG_CODE = re.compile(r"[a-z]{2}")
 
 # Chosen on ANT (same-section precision@10) and checked on BBC; see docs/quality.md.
 DEFAULT_DENSE_WEIGHT = 0.6
@@ -75,8 +78,14 @@ class Filters:
     ) -> Filters:
         """Filters from request values: dates as ISO 8601 text ("" or None: no bound), an
         unreadable date an error naming its field (``date_fields``, as the caller calls them)."""
+        codes = tuple(lang.strip().lower() for lang in langs)
+        for code in codes:
+            if not _LANG_CODE.fullmatch(code):  # else "english" filters everything out, silently
+                raise InvalidInputError(
+                    f"{echo(code)} is not an ISO 639-1 code", field="filters.langs"
+                )
         return cls(
-            langs=tuple(langs),
+            langs=codes,
             sections=tuple(sections),
             sources=tuple(sources),
             published_after=parse_date_field(after, date_fields[0]),

@@ -45,7 +45,7 @@ from google.protobuf.message import Message
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -170,7 +170,9 @@ class HttpApi:
             )
         if self.allowed_hosts:  # outermost: a foreign Host gets no answer, not even CORS
             middleware.insert(0, Middleware(HostCheck, allowed=self.allowed_hosts))
-        return Starlette(routes=routes, middleware=middleware)
+        # a path no route matches (an id with a newline, say) answers in JSON too
+        handlers = {404: _not_found, 405: _not_found}
+        return Starlette(routes=routes, middleware=middleware, exception_handlers=handlers)
 
     async def healthz(self, request: Request) -> Response:
         serving = self.ready()
@@ -246,6 +248,10 @@ class HttpApi:
         except RecommenderError as error:
             code, message = status_of(error)
             return _error(code, message)
+        except ClientDisconnect:
+            # the client left mid-body: nobody to answer, nothing went wrong here
+            code = grpc.StatusCode.CANCELLED
+            return _error(code, "the client disconnected before sending the whole body", 499)
         except Exception as error:
             code, message = status_of(error)
             _log.exception("%s over HTTP failed", method)
@@ -292,6 +298,12 @@ class HttpApi:
         if isinstance(answer, pb.RelatedResponse):
             return _dumps(related_json(answer))
         return _dumps(message_json(answer))
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    status = getattr(exc, "status_code", 404)
+    code = grpc.StatusCode.NOT_FOUND if status == 404 else grpc.StatusCode.UNIMPLEMENTED
+    return _error(code, f"no route for {request.method} {request.url.path[:200]!r}", status)
 
 
 def _dumps(body: dict[str, Any]) -> bytes:
@@ -355,6 +367,7 @@ class HttpServer:
             lifespan="off",
             timeout_graceful_shutdown=max(1, int(grace_seconds)),
             server_header=False,
+            log_config=None,  # uvicorn's loggers go to the JSON handler like every other
             **proxy_settings(trusted_proxies),
         )
         self.server = uvicorn.Server(config)

@@ -128,8 +128,8 @@ def body_message(raw: bytes, message_type: type[Message]) -> Message:
         raise InvalidInputError(f"not JSON: {str(exc)[:200]}", field="body") from None
     if not isinstance(data, dict):
         raise InvalidInputError("must be a JSON object", field="body")
-    if "k" in message_type.DESCRIPTOR.fields_by_name and "k" not in data:
-        data["k"] = DEFAULT_K
+    if "k" in message_type.DESCRIPTOR.fields_by_name and data.get("k") is None:
+        data["k"] = DEFAULT_K  # absent or null (JSON's "no value") alike
     try:
         return json_format.ParseDict(data, message_type())
     except json_format.ParseError as exc:

@@ -1,9 +1,11 @@
-"""What the HTTP API believes about a request (issue 25): who may write without a token, which
-client a forwarded address names, which Host it answers. Real servers on real ports."""
+"""Hostile and careless HTTP clients (issue 25): who may write without a token, which client a
+forwarded address names, which Host is answered, and requests that used to get a non-JSON or
+inconsistent answer. Real servers on real ports."""
 
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -90,3 +92,35 @@ def test_a_foreign_host_gets_421_when_hosts_are_listed(serving):
         assert got == 421 and body["error"]["status"] == "MISDIRECTED_REQUEST"
         assert call(base, path, headers={"Host": "news.example.org"})[0] == 200
         assert call(base, path)[0] == 200  # 127.0.0.1:PORT, as urllib sends it
+
+
+def test_odd_requests_get_the_json_answers_their_siblings_get(serving):
+    with serving(auth_token=TOKEN) as base:
+        # an id with a newline matches no route: still the JSON error, not plain text
+        got, body, headers = call(base, "/v1/articles/a%0Ab/related")
+        assert got == 404 and body["error"]["status"] == "NOT_FOUND"
+        assert headers["content-type"].startswith("application/json")
+        # "k": null is "no value", as an absent k: the default 10
+        related = {"article_id": "libya-security-memoranda"}
+        got, body, _ = call(base, "/v1/related", "POST", {**related, "k": None})
+        assert got == 200 and len(body["results"]) == 10
+        # a language that is not a code is refused in the query as in the body
+        got, body, _ = call(base, "/v1/articles/libya-security-memoranda/related?lang=english")
+        assert got == 400 and "filters.langs" in body["error"]["message"]
+        filters = {"filters": {"langs": ["english"]}}
+        got, body, _ = call(base, "/v1/related", "POST", {**related, **filters})
+        assert got == 400 and "filters.langs" in body["error"]["message"]
+
+
+def test_a_client_leaving_mid_body_is_cancelled_not_internal(serving, caplog):
+    with serving(auth_token=TOKEN) as base:
+        host, port = base.removeprefix("http://").split(":")
+        for _ in range(20):
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(b"POST /v1/related HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                             b'{"text": "half a bo')  # fmt: skip
+        time.sleep(0.5)
+        assert call(base, "/v1/stats")[0] == 200  # and the server answers on
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert not tracebacks, [r.getMessage() for r in tracebacks][:3]
