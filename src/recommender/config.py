@@ -78,3 +78,4 @@ class ServerConfig:
     allow_anonymous_writes: bool = False  # HTTP writes without auth_token (refused otherwise)
     allowed_hosts: tuple[str, ...] = ()  # Host headers the HTTP API answers; none: any
     trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For is believed; none: nobody's
+    listen_after_load: bool = False  # load before listening (a restarted ``processes`` child)

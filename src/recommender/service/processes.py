@@ -62,10 +62,13 @@ def serve_processes(config: ServerConfig) -> int:
     children: list[Any] = [None] * len(configs)
     stop = threading.Event()
 
-    def start(i: int) -> None:
+    def start(i: int, restart: bool = False) -> None:
+        # a restarted child loads before it listens: its siblings answer meanwhile, and the
+        # kernel would hand it its share of new connections at once (UNAVAILABLE for seconds)
+        child_config = dataclasses.replace(configs[i], listen_after_load=restart)
         children[i] = context.Process(
             target=_child,
-            args=(configs[i], os.getpid(), f" (process {i + 1} of {len(configs)})"),
+            args=(child_config, os.getpid(), f" (process {i + 1} of {len(configs)})"),
             name=f"recommender-serve-{i}",
         )
         children[i].start()
@@ -85,7 +88,7 @@ def serve_processes(config: ServerConfig) -> int:
                 print(f"recommender: process {i} exited ({child.exitcode}); restarting it",
                       file=sys.stderr, flush=True)  # fmt: skip
                 time.sleep(_RESTART_PAUSE)
-                start(i)
+                start(i, restart=True)
     for child in children:
         if child.is_alive():
             os.kill(child.pid, signal.SIGTERM)

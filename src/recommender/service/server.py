@@ -160,7 +160,10 @@ class RunningServer:
 def create_server(config: ServerConfig, engine: Engine | None = None) -> RunningServer:
     """Build and start the server (port 0 picks a free port); loads the index in the background.
 
-    Health is NOT_SERVING until the index is loaded, then SERVING.
+    Health is NOT_SERVING until the index is loaded, then SERVING. With
+    ``config.listen_after_load`` (a process restarted beside siblings that already serve on
+    its port) the index and the model load first: under ``SO_REUSEPORT`` a listening process
+    gets its share of new connections, and must not get them before it can answer.
     """
     engine = engine or Engine(
         config.index_dir,
@@ -202,6 +205,10 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
          health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
         server,
     )  # fmt: skip
+    stopping = threading.Event()
+    loader = _Loader(config, engine, health_servicer, stopping)
+    if config.listen_after_load:
+        loader.run()
     if config.tls_cert and config.tls_key:
         credentials = grpc.ssl_server_credentials(
             [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())]
@@ -211,6 +218,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
         port = server.add_insecure_port(config.address)
     if port == 0:
         raise InvalidInputError(f"cannot listen on {config.address}", field="address")
+    loader.port = port
     server.start()
 
     metrics.track(
@@ -220,7 +228,6 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
         lambda: engine.live.lists.info(),
     )
     metrics_port = metrics.serve(config.metrics_port) if config.metrics_port is not None else None
-    stopping = threading.Event()
     http = None
     if config.http_port is not None:
         api = HttpApi(
@@ -237,8 +244,27 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
         )
         host = config.address.rsplit(":", 1)[0].strip("[]")
         http = HttpServer(api, host, config.http_port, config.grace_seconds, config.trusted_proxies)
+    if not config.listen_after_load:
+        threading.Thread(target=loader.run, name="index-loader", daemon=True).start()
+    return RunningServer(
+        server, port, engine, health_servicer, metrics, metrics_port, stopping, http
+    )
 
-    def load() -> None:
+
+class _Loader:
+    """Loads the index (waiting for one to be published), warms the model, starts watching
+    for new snapshots, then says SERVING."""
+
+    def __init__(
+        self, config: ServerConfig, engine: Engine, health_servicer: Any, stopping: Any
+    ) -> None:
+        self.config, self.engine, self.health, self.stopping = (
+            config, engine, health_servicer, stopping
+        )  # fmt: skip
+        self.port = 0
+
+    def run(self) -> None:
+        config, engine = self.config, self.engine
         # Until an index loads (none published yet, or none loadable) keep looking, NOT_SERVING:
         # the server becomes SERVING by itself once `recommender index` publishes one.
         said = None
@@ -252,7 +278,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
                     log("cannot serve %s yet (%s); looking again every %.1f s",
                         config.index_dir, exc, config.watch_interval)  # fmt: skip
                     said = str(exc)
-                if stopping.wait(config.watch_interval):
+                if self.stopping.wait(config.watch_interval):
                     return
         try:
             if config.warm_model:
@@ -262,13 +288,9 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
             _log.exception("could not start serving the index in %s", config.index_dir)
             return
         for name in ("", SERVICE_NAME):
-            health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        _log.info("serving %s on port %d", engine.snapshot.manifest.name, port)
-
-    threading.Thread(target=load, name="index-loader", daemon=True).start()
-    return RunningServer(
-        server, port, engine, health_servicer, metrics, metrics_port, stopping, http
-    )
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        _log.info("serving %s%s", engine.snapshot.manifest.name,
+                  f" on port {self.port}" if self.port else "")  # fmt: skip
 
 
 def _add_servicer(servicer: RecommenderServicer, server: grpc.Server) -> None:
