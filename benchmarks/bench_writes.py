@@ -137,7 +137,8 @@ def fresh_snapshot_reads(
 ) -> dict[str, Any]:
     """Publish a snapshot of the working store (no stored lists) and measure reads on it."""
     from recommender.engine import Engine
-    from recommender.storage.snapshot import build_snapshot, working_store
+    from recommender.storage.snapshot import build_snapshot
+    from recommender.storage.working import working_store
 
     manifest = engine.snapshot.manifest
     engine.close()

@@ -12,8 +12,8 @@ from recommender.storage.snapshot import (
     build_snapshot,
     current_name,
     load_snapshot,
-    working_store,
 )
+from recommender.storage.working import working_store
 
 
 def _build(index_dir, n_articles, keep=3):

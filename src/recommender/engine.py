@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from recommender.embedding import Embedder
-from recommender.errors import ModelError, NotFoundError
+from recommender.errors import ModelError, NotFoundError, disk_full_refused
 from recommender.ingest.records import Article, echo
 from recommender.ingest.text import TextRecipe
 from recommender.lists.stored import StoredList
@@ -141,15 +141,15 @@ class Engine:
         """Stop watching and release the snapshot and stores."""
         self.live.close()
 
-    # -- writes ----------------------------------------------------------------------------
-
     def upsert(self, articles: Sequence[Article]) -> UpsertOutcome:
         """Add or replace articles: durable in the working store, searchable on return."""
-        return self.live.upsert(articles, lambda: self.embedder)
+        with disk_full_refused(str(self.index_dir)):
+            return self.live.upsert(articles, lambda: self.embedder)
 
     def delete(self, article_ids: Sequence[str]) -> list[str]:
         """Remove articles everywhere; returns the ids that existed."""
-        return self.live.delete(article_ids)
+        with disk_full_refused(str(self.index_dir)):
+            return self.live.delete(article_ids)
 
     # -- queries ---------------------------------------------------------------------------
 

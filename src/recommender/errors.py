@@ -9,10 +9,14 @@ code the CLI returns for it (and, once the service exists, the gRPC status it ma
     ├── ModelError                   exit 4   FAILED_PRECONDITION  model cannot be loaded or used
     ├── NotReadyError                exit 5   UNAVAILABLE       index not loaded yet
     ├── SnapshotError                exit 6   INTERNAL          a snapshot is corrupt (snapshot.py)
-    └── StoreError                   exit 7   FAILED_PRECONDITION  the working store is unusable
+    ├── StoreError                   exit 7   FAILED_PRECONDITION  the working store is unusable
+    └── DiskFullError                exit 8   RESOURCE_EXHAUSTED   no space left for a write
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class RecommenderError(Exception):
@@ -57,3 +61,30 @@ class StoreError(RecommenderError):
     restore it."""
 
     exit_code = 7
+
+
+class DiskFullError(RecommenderError):
+    """The disk holding the index is full: writes are refused, reads go on."""
+
+    exit_code = 8
+    http_status = 507  # Insufficient Storage
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` is the file system (or SQLite on it) running out of space."""
+    if isinstance(error, OSError) and error.errno == 28:  # ENOSPC
+        return True
+    return type(error).__name__ == "OperationalError" and "disk is full" in str(error)
+
+
+@contextmanager
+def disk_full_refused(where: str) -> Iterator[None]:
+    """Turn running out of space inside the block into ``DiskFullError`` naming ``where``."""
+    try:
+        yield
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(
+                f"{where}: the disk is full; writes are refused until space is freed (reads go on)"
+            ) from exc
+        raise

@@ -32,3 +32,21 @@ def _fsync(path: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# Less room than this is "full": SQLite needs a few pages for its journal and -shm files.
+_FULL_BYTES = 256 * 1024
+
+
+def disk_full(path: str | Path) -> bool:
+    """Whether the file system holding ``path`` (or its nearest existing parent) has no room
+    left to write: a SQLite "disk I/O error" there means no space, not a damaged file."""
+    where = Path(path)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        stats = os.statvfs(where)
+    except OSError:
+        return False
+    free = stats.f_bfree if os.geteuid() == 0 else stats.f_bavail  # root may use the reserve
+    return free * stats.f_frsize < _FULL_BYTES

@@ -38,9 +38,9 @@ from recommender.storage.snapshot import (
     current_name,
     read_manifest,
     snapshot_problem,
-    working_store,
 )
 from recommender.storage.store import ArticleStore
+from recommender.storage.working import working_store
 
 REJECTS_FILE = "rejects.jsonl"
 MAX_DUPLICATE_NOTES = 100  # duplicates described one by one in a run's summary

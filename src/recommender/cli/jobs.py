@@ -14,7 +14,7 @@ from typing import Any
 
 from recommender.cli.args import MODEL_HELP, add_defaulted, default_of
 from recommender.config import LIST_DEPTH, IndexConfig, ServerConfig
-from recommender.errors import InvalidInputError
+from recommender.errors import InvalidInputError, disk_full_refused
 
 
 def add_job_commands(commands: Any) -> None:
@@ -185,7 +185,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
         raise InvalidInputError("--ray-address needs --engine ray", field="ray_address")
     if not 0 <= args.list_depth <= LIST_DEPTH:
         raise InvalidInputError(f"must be between 0 and {LIST_DEPTH}", field="list_depth")
-    summary = index_sources(config, args.sources)
+    with disk_full_refused(str(local)):  # the serving snapshot stays as it was
+        summary = index_sources(config, args.sources)
     if url is not None:  # the work directory's snapshot, uploaded: files first, CURRENT last
         summary.published_to = f"{url} ({remote.publish(local, url)})"
     for duplicate in summary.duplicate_notes[:20]:

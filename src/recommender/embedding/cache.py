@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from recommender.errors import DiskFullError
+from recommender.files import disk_full
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
     model TEXT NOT NULL,
@@ -41,6 +44,8 @@ class EmbeddingCache:
         try:
             self._conn = self._open()
         except sqlite3.DatabaseError as exc:
+            if disk_full(self.path.parent):  # not damaged: no room; keep every vector
+                raise DiskFullError(f"{self.path.parent}: the disk is full ({exc})") from None
             # only a cache: set the damaged file aside (for a look) and start an empty one
             aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
             _log.warning("embedding cache %s is unreadable (%s): moved to %s, starting empty",

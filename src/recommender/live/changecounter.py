@@ -15,12 +15,14 @@ stalled every request of the other processes for tens of milliseconds in the soa
 from __future__ import annotations
 
 import fcntl
+import logging
 import mmap
 import os
 import struct
 from pathlib import Path
 
 COUNTER_FILE = "changes.seq"
+_log = logging.getLogger("recommender.writer")
 _FORMAT = struct.Struct("<q")
 
 
@@ -31,16 +33,26 @@ class ChangeCounter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._map: mmap.mmap | None = None
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
-            if os.fstat(self._fd).st_size < _FORMAT.size:
-                os.ftruncate(self._fd, _FORMAT.size)
+            # Blocks really allocated, not a hole: reading a hole through a map makes the
+            # kernel allocate a page, and on a full disk that is SIGBUS (the probe's server
+            # died on the first read after the disk filled, and again at every restart).
+            os.posix_fallocate(self._fd, 0, _FORMAT.size)
+            self._map = mmap.mmap(self._fd, _FORMAT.size, access=mmap.ACCESS_READ)
+        except OSError as exc:
+            # no space for 8 bytes: read with pread (a system call, ~1 us) until a restart
+            _log.warning("%s: cannot allocate the change counter (%s); reading it without "
+                         "a memory map", path, exc.strerror)  # fmt: skip
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
-        self._map = mmap.mmap(self._fd, _FORMAT.size, access=mmap.ACCESS_READ)
 
     def read(self) -> int:
         """The newest acknowledged change."""
+        if self._map is None:
+            raw = os.pread(self._fd, _FORMAT.size, 0)
+            return _FORMAT.unpack(raw)[0] if len(raw) == _FORMAT.size else 0
         value: int = _FORMAT.unpack_from(self._map)[0]
         return value
 
@@ -54,5 +66,6 @@ class ChangeCounter:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        self._map.close()
+        if self._map is not None:
+            self._map.close()
         os.close(self._fd)

@@ -29,8 +29,9 @@ from recommender.live.changecounter import COUNTER_FILE, ChangeCounter
 from recommender.rowspace.space import LiveArticle, RowSpace
 from recommender.runtime import SERVING_THREADS, set_threads
 from recommender.storage.schema import UpsertOutcome, int_id
-from recommender.storage.snapshot import CACHE_FILE, current_name, load_newest_good, working_store
+from recommender.storage.snapshot import CACHE_FILE, current_name, load_newest_good
 from recommender.storage.store import ArticleStore
+from recommender.storage.working import working_store
 
 MAX_UPSERT = 1000
 # More changes than this in the working store since the last look is a batch job writing: it

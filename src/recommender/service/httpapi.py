@@ -247,7 +247,7 @@ class HttpApi:
             return _error(code, str(refused), refused.http_status)
         except RecommenderError as error:
             code, message = status_of(error)
-            return _error(code, message)
+            return _error(code, message, getattr(error, "http_status", 0))
         except ClientDisconnect:
             # the client left mid-body: nobody to answer, nothing went wrong here
             code = grpc.StatusCode.CANCELLED

@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 
 from recommender.errors import (
+    DiskFullError,
     InvalidInputError,
     ModelError,
     NotFoundError,
@@ -45,6 +46,8 @@ def status_of(error: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.NOT_FOUND, str(error)
     if isinstance(error, NotReadyError):
         return grpc.StatusCode.UNAVAILABLE, str(error)
+    if isinstance(error, DiskFullError):
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, str(error)
     if isinstance(error, ModelError | StoreError):
         return grpc.StatusCode.FAILED_PRECONDITION, str(error)
     if isinstance(error, RecommenderError):

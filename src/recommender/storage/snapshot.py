@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.errors import InvalidInputError, NotFoundError, RecommenderError, StoreError
+from recommender.errors import NotFoundError, RecommenderError
 from recommender.files import fsync_dir, fsync_file, sha256_file
 from recommender.index import VectorIndex
 from recommender.index.lexical import LexicalModel
@@ -370,26 +369,3 @@ def open_snapshot(path: Path, *, mmap: bool = True, verify: bool = True) -> Snap
         raise SnapshotError(f"snapshot {name}: cannot read the index: {exc}") from None
     store = ArticleStore(path / STORE_FILE, read_only=True)
     return Snapshot(path, manifest, store, index, lexical, matrix, words)
-
-
-def working_store(index_dir: str | Path) -> ArticleStore:
-    """The writable working store of an index directory (created when missing); a corrupt
-    one is a ``StoreError`` that says how to restore it from the serving snapshot."""
-    root = Path(index_dir)
-    if root.exists() and not root.is_dir():
-        raise InvalidInputError(f"{root} is not a directory", field="index_dir")
-    try:
-        return ArticleStore(root / STORE_FILE)
-    except sqlite3.DatabaseError as exc:
-        name = current_name(root)
-        restore = (
-            f"restore it from the serving snapshot (writes since {name} are lost): "
-            f"mv {root / STORE_FILE} {root / STORE_FILE}.corrupt && "
-            f"rm -f {root / STORE_FILE}-wal {root / STORE_FILE}-shm && "
-            f"cp {root / SNAPSHOTS_DIR / name / STORE_FILE} {root / STORE_FILE}"
-            if name
-            else "move it aside and run `recommender index` again"
-        )
-        raise StoreError(
-            f"the working store {root / STORE_FILE} is unreadable ({exc}); {restore}"
-        ) from None
