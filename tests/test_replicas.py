@@ -13,7 +13,7 @@ from conftest import SAMPLE, listening_lines, listening_port
 
 from recommender.client import RecommenderClient
 from recommender.storage import remote
-from recommender.storage.snapshot import SnapshotError, current_name
+from recommender.storage.snapshot import SnapshotError, current_name, snapshot_problem
 
 pytestmark = pytest.mark.slow
 SEED = "libya-security-memoranda"
@@ -79,6 +79,40 @@ def test_a_remote_current_that_is_a_path_is_refused_and_touches_nothing(
         remote.mirror(url, mirror_dir)
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
     assert current_name(mirror_dir) == good  # the mirror keeps serving what it had
+
+
+def flip_a_byte(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_copies_heal_a_replica_on_start_and_a_publish_at_the_url(sample_index, tmp_path):
+    """A flipped byte in a replica's local copy is mirrored again when the replica starts
+    (it stayed NOT_SERVING while the shared copy was good); one in the shared copy is
+    uploaded again by the next ``publish`` (which saw manifest.json and skipped it)."""
+    url = f"file://{tmp_path / 'shared'}"
+    name = remote.publish(sample_index, url)
+    local = tmp_path / "mirror"
+    assert remote.mirror(url, local) == name
+    flip_a_byte(local / "snapshots" / name / "labels.npy")
+    assert snapshot_problem(local / "snapshots" / name) is not None
+    assert remote.mirror(url, local) is None  # a poll of a running mirror does not re-read it
+    started = remote.Mirror(url, local, interval=0.1).start()  # what a starting replica runs
+    try:
+        deadline = time.monotonic() + 60
+        while snapshot_problem(local / "snapshots" / name) is not None:
+            assert time.monotonic() < deadline, "the damaged local copy was not mirrored again"
+            time.sleep(0.1)
+    finally:
+        started.stop()
+    assert current_name(local) == name
+
+    flip_a_byte(tmp_path / "shared" / "snapshots" / name / "labels.npy")
+    with pytest.raises(Exception, match="checksum"):
+        remote.mirror(url, tmp_path / "fresh")
+    assert remote.publish(sample_index, url) == name  # finds the damage, uploads again
+    assert remote.mirror(url, tmp_path / "fresh") == name
 
 
 def test_two_replicas_pick_up_a_publish_and_answer_identically(tmp_path):

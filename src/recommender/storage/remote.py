@@ -37,6 +37,7 @@ from recommender.storage.snapshot import (
     checked_name,
     current_name,
     prune,
+    read_manifest,
     snapshot_problem,
 )
 
@@ -89,7 +90,12 @@ def publish(local_root: Path, url: str, keep: int = KEEP_REMOTE) -> str:
         )
     fs, root = _filesystem(url)
     target = f"{root}/{SNAPSHOTS_DIR}/{name}"
-    if not fs.exists(f"{target}/manifest.json"):  # an upload already complete is not repeated
+    copy_problem = _remote_problem(fs, target, source) if fs.exists(target) else "absent"
+    if copy_problem is not None:  # absent, partial or damaged there: upload it (again)
+        if copy_problem != "absent":
+            _log.warning("the copy of %s at %s is damaged (%s): uploading it again",
+                         name, url, copy_problem)  # fmt: skip
+            fs.rm(target, recursive=True)
         staging = f"{root}/{SNAPSHOTS_DIR}/{_DOWNLOADING}{name}"
         if fs.exists(staging):  # an upload interrupted before: start it again
             fs.rm(staging, recursive=True)
@@ -99,6 +105,26 @@ def publish(local_root: Path, url: str, keep: int = KEEP_REMOTE) -> str:
     fs.mv(f"{root}/{CURRENT_FILE}.tmp", f"{root}/{CURRENT_FILE}")
     _prune_remote(fs, root, name, keep)
     return name
+
+
+def _remote_problem(fs: Any, target: str, source: Path) -> str | None:
+    """Why the copy at ``target`` does not equal the local snapshot ``source`` (every file
+    read back and checksummed against the local manifest), or None. Reading it back costs a
+    download; publishing is where a damaged shared copy gets repaired, so it is paid here."""
+    manifest = read_manifest(source)
+    for filename, expected in {**manifest.checksums, "manifest.json": ""}.items():
+        remote_file = f"{target}/{filename}"
+        if not fs.exists(remote_file):
+            return f"{filename} is missing"
+        if not expected:
+            continue
+        digest = hashlib.sha256()
+        with fs.open(remote_file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != expected:
+            return f"{filename} does not match its checksum"
+    return None
 
 
 def _prune_remote(fs: Any, root: str, serving: str, keep: int) -> None:
@@ -122,17 +148,26 @@ def remote_current(url: str) -> str | None:
     return checked_name(name, f"{url}/{CURRENT_FILE}") if name else None
 
 
-def mirror(url: str, local_root: Path, keep: int = 2) -> str | None:
+def mirror(url: str, local_root: Path, keep: int = 2, verify_local: bool = False) -> str | None:
     """Bring ``local_root`` to the snapshot ``url`` serves: download it if new, verify every
     checksum, then switch the local ``CURRENT``. Returns the name switched to, or None when
-    nothing changed. A download that fails verification is removed and raises."""
+    nothing changed. A download that fails verification is removed and raises.
+
+    ``verify_local``: also check the local copy of a snapshot already mirrored (a mirror does
+    it once when it starts), and download it again if it is damaged: a flipped byte there
+    left a restarted replica NOT_SERVING although the shared copy was good."""
     name = remote_current(url)
-    if name is None or name == current_name(local_root):
+    if name is None:
         return None
-    fs, root = _filesystem(url)
     snapshots = local_root / SNAPSHOTS_DIR
-    snapshots.mkdir(parents=True, exist_ok=True)
     final = snapshots / name
+    if name == current_name(local_root):
+        if not verify_local or snapshot_problem(final) is None:
+            return None
+        _log.warning("the local copy of %s is damaged: mirroring it again", name)
+        shutil.rmtree(final, ignore_errors=True)
+    fs, root = _filesystem(url)
+    snapshots.mkdir(parents=True, exist_ok=True)
     if not final.is_dir():
         partial = snapshots / f"{_DOWNLOADING}{name}"
         shutil.rmtree(partial, ignore_errors=True)
@@ -164,9 +199,11 @@ class Mirror:
 
     def _run(self) -> None:
         said = ""
+        verified = False  # the local copy is checked once, the first time the URL answers
         while not self._stop.is_set():
             try:
-                name = mirror(self.url, self.local_root)
+                name = mirror(self.url, self.local_root, verify_local=not verified)
+                verified = True
                 if name is not None:
                     _log.info("mirrored snapshot %s from %s", name, self.url)
                 said = ""
