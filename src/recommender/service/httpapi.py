@@ -51,7 +51,12 @@ from starlette.routing import Route
 
 from recommender.errors import InvalidInputError, NotFoundError, RecommenderError
 from recommender.runtime import SERVING_THREADS, set_threads
-from recommender.service.httpguards import HostCheck, proxy_settings
+from recommender.service.httpguards import (
+    HostCheck,
+    connection_cap,
+    guarded_protocol,
+    proxy_settings,
+)
 from recommender.service.httpjson import (
     body_message,
     message_json,
@@ -358,7 +363,10 @@ class HttpServer:
             self.socket.close()
             raise InvalidInputError(f"cannot listen on {host}:{port}: {exc}",
                                     field="http_port") from None  # fmt: skip
-        self.socket.listen(1024)
+        # asyncio accepts up to ``backlog`` connections per wake-up before any of them runs
+        # (and can be refused): a burst of 1,024 used every descriptor (EMFILE) at once
+        backlog = min(511, connection_cap() // 2)
+        self.socket.listen(backlog)
         self.port: int = self.socket.getsockname()[1]
         config = uvicorn.Config(
             api.create_app(),
@@ -369,6 +377,9 @@ class HttpServer:
             server_header=False,
             log_config=None,  # uvicorn's loggers go to the JSON handler like every other
             **proxy_settings(trusted_proxies),
+            http=guarded_protocol(connection_cap()),
+            timeout_keep_alive=5,
+            backlog=backlog,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name="http", daemon=True)
