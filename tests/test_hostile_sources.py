@@ -86,6 +86,7 @@ def test_only_http_urls_are_stored(tmp_path, url):
     assert [r.field for r in results if isinstance(r, Rejection)] == ["url"]
 
 
+@pytest.mark.slow  # seconds: parses 2 MB twice
 def test_feed_line_numbers_are_counted_in_one_pass(tmp_path):
     """2 MB of items: numbering them must cost about what parsing does, not 40 times more
     (a ratio between two steps of the same run, not a timing)."""
@@ -152,6 +153,7 @@ def dripping_server() -> Iterator[str]:
     server.shutdown()
 
 
+@pytest.mark.slow  # waits for the deadline
 @pytest.mark.parametrize("in_headers", [False, True], ids=["body", "headers"])
 def test_a_url_that_drips_is_cut_off_at_the_fetch_deadline(
     dripping_server, monkeypatch, in_headers
