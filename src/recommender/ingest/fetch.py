@@ -96,24 +96,26 @@ class Deadline:
         self._timer.cancel()
 
 
-class _DeadlineHTTPConnection(http.client.HTTPConnection):
+class _Watched:
+    """A connection whose socket, once connected, is handed to the fetch's ``Deadline``."""
+
+    sock: socket.socket
+
     def __init__(self, *args: Any, deadline: Deadline, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.deadline = deadline
 
     def connect(self) -> None:
-        super().connect()
+        super().connect()  # type: ignore[misc]
         self.deadline.watch(self.sock)
 
 
-class _DeadlineHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, *args: Any, deadline: Deadline, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.deadline = deadline
+class _DeadlineHTTPConnection(_Watched, http.client.HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        super().connect()
-        self.deadline.watch(self.sock)
+
+class _DeadlineHTTPSConnection(_Watched, http.client.HTTPSConnection):
+    pass
 
 
 class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
