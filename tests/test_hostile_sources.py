@@ -173,3 +173,43 @@ def test_a_url_that_drips_is_cut_off_at_the_fetch_deadline(
     assert outcome, "the fetch was still running after 60 s"
     (error,) = outcome
     assert isinstance(error, OSError) and "not fetched within 2 s" in str(error)
+
+
+def test_a_feed_guid_that_names_a_stored_article_is_reported_with_file_and_line(tmp_path, model):
+    """A wire feed whose guid equals one of our ids replaces our article: the run says so
+    (file, line, what was stored) and the item still wins, as a duplicate id does in one run."""
+    from recommender.batch.indexing import index_sources
+    from recommender.config import IndexConfig
+    from recommender.embedding import Embedder
+    from recommender.storage.snapshot import STORE_FILE
+    from recommender.storage.store import ArticleStore
+
+    ours = tmp_path / "ours.jsonl"
+    ours.write_text(
+        '{"id": "libya-1", "title": "Libya signs security memoranda with Turkey", '
+        '"lang": "en", "source": "Our Desk", "url": "https://news.example/libya-1"}\n'
+        '{"id": "other", "title": "Flooding closes roads in the north", "lang": "en"}\n'
+    )
+    wire = tmp_path / "wire.atom"
+    wire.write_text(feed(entry("libya-1", link="https://wire.example/1"), entry("wire-2")))
+    config = IndexConfig(index_dir=tmp_path / "idx", progress=False, list_depth=0)
+    embedder = Embedder(model=model)
+    assert index_sources(config, [str(ours)], embedder).replaced == 0
+
+    summary = index_sources(config, [str(wire)], embedder)
+    assert summary.replaced == 1 and summary.to_dict()["replaced"] == 1
+    (note,) = summary.replaced_notes
+    assert (note.id, note.file, note.line) == ("libya-1", str(wire), 4)
+    assert (note.stored_source, note.stored_url) == ("Our Desk", "https://news.example/libya-1")
+    assert "replaced: " + str(note) in summary.notes()
+    assert f"{wire}:4" in str(note) and "the item read wins" in str(note)
+    store = ArticleStore(tmp_path / "idx" / STORE_FILE, read_only=True)
+    try:  # the policy: the item read wins
+        stored = store.get("libya-1")
+        assert stored is not None and stored.article.url == "https://wire.example/1"
+    finally:
+        store.close()
+
+    # the same feed read again is a refresh; an edit of our own record is never a replacement
+    assert index_sources(config, [str(wire)], embedder).replaced == 0
+    assert index_sources(config, [str(ours)], embedder).replaced == 0

@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from recommender.batch import raybatch
+from recommender.batch.summary import IndexSummary, Replaced
 from recommender.config import IndexConfig
 from recommender.embedding import Embedder, EmbeddingCache
 from recommender.embedding.cache import text_hash
@@ -43,38 +44,6 @@ from recommender.storage.store import ArticleStore
 from recommender.storage.working import working_store
 
 REJECTS_FILE = "rejects.jsonl"
-MAX_DUPLICATE_NOTES = 100  # duplicates described one by one in a run's summary
-
-
-@dataclass
-class IndexSummary:
-    """What one run did."""
-
-    read: int = 0
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    rejected: int = 0
-    embedded: int = 0
-    embedded_on_ray: int = 0  # of the texts embedded, those sent to Ray (``--engine ray``)
-    articles: int = 0
-    snapshot: str | None = None
-    snapshot_built: bool = False
-    rejects_file: str | None = None
-    duplicates: int = 0  # ids read again in this run (the later record won)
-    seconds: float = 0.0
-    lists_seconds: float = 0.0  # of ``seconds``: computing the stored lists
-    published_to: str | None = None  # the URL the snapshot was uploaded to (``remote``)
-    rejections: list[Rejection] = field(default_factory=list, repr=False)
-    duplicate_notes: list[Duplicate] = field(default_factory=list, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (without the rejection and duplicate records)."""
-        data = asdict(self)
-        data.pop("rejections")
-        data.pop("duplicate_notes")
-        return data
 
 
 class _CountingEmbedder(Embedder):
@@ -131,7 +100,8 @@ def index_sources(
         rejected_ids: set[str] = set()
         pending: dict[str, Article] = {}
         progress = _progress(config.progress)
-        for item in read_many(sources, config.detect_language):
+        web_items: dict[str, tuple[str, int]] = {}
+        for item in read_many(sources, config.detect_language, web_items=web_items):
             summary.read += 1
             progress.update(1)
             if isinstance(item, Rejection):
@@ -142,9 +112,7 @@ def index_sources(
                 continue
             if isinstance(item, Duplicate):
                 summary.read -= 1  # a note about the next item, not an item
-                summary.duplicates += 1
-                if len(summary.duplicate_notes) < MAX_DUPLICATE_NOTES:
-                    summary.duplicate_notes.append(item)
+                summary.note_duplicate(item)
                 continue
             if isinstance(item, Deletion):
                 _flush(pending, store, counting, config, summary, deferred)
@@ -153,6 +121,10 @@ def index_sources(
                 summary.deleted += len(store.delete([item.id]))
                 seen.discard(item.id)
                 continue
+            if item.id in web_items and item.id not in seen:
+                replaced = _replaced(store, item, *web_items[item.id])
+                if replaced is not None:
+                    summary.note_replaced(replaced)
             seen.add(item.id)
             if item.id in pending:  # the same id twice in one batch: the later record wins
                 _flush(pending, store, counting, config, summary, deferred)
@@ -218,6 +190,16 @@ def index_sources(
         cache.close()
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _replaced(store: ArticleStore, item: Article, file: str, line: int) -> Replaced | None:
+    """A feed or page item that takes the id of an article stored from elsewhere (another
+    URL). The same feed read again (same id, same link) is a refresh, not a replacement; the
+    id of a JSONL/CSV record is the site's own, so its edits are never reported."""
+    stored = store.get(item.id)
+    if stored is None or stored.article.url == item.url:
+        return None
+    return Replaced(item.id, file, line, stored.article.source, stored.article.url)
 
 
 def _lists_builder(

@@ -189,14 +189,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
         summary = index_sources(config, args.sources)
     if url is not None:  # the work directory's snapshot, uploaded: files first, CURRENT last
         summary.published_to = f"{url} ({remote.publish(local, url)})"
-    for duplicate in summary.duplicate_notes[:20]:
-        print(f"duplicate: {duplicate}", file=sys.stderr)
-    if summary.duplicates > 20:
-        print(f"... and {summary.duplicates - 20} more duplicate ids", file=sys.stderr)
-    for rejection in summary.rejections[:20]:
-        print(f"rejected: {rejection}", file=sys.stderr)
-    if summary.rejected > 20:
-        print(f"... and {summary.rejected - 20} more in {summary.rejects_file}", file=sys.stderr)
+    for line in summary.notes(shown=20):
+        print(line, file=sys.stderr)
     print(json.dumps(summary.to_dict(), ensure_ascii=False))
     if summary.rejected > config.max_rejects:
         print(

@@ -121,16 +121,29 @@ def _read_csv(handle: TextIO, name: str, detect_language: bool) -> Iterator[tupl
         yield start, validated_record(record, name, start, detect_language, csv_tags=True)
 
 
-def read_many(paths: Iterable[str | Path], detect_language: bool = True) -> Iterator[ReadResult]:
+def read_many(
+    paths: Iterable[str | Path],
+    detect_language: bool = True,
+    *,
+    web_items: dict[str, tuple[str, int]] | None = None,
+) -> Iterator[ReadResult]:
     """``read_articles`` over several sources, in order, with ids read twice reported
-    (a ``Duplicate`` just before the later record)."""
+    (a ``Duplicate`` just before the later record). ``web_items``, when given, holds where
+    each article last read from a feed or page came from (id -> source, line), as it is read:
+    the id of such an item is the publisher's, not the site's own."""
     first_seen: dict[str, tuple[str, int]] = {}
     for path in paths:
         name = str(path)
+        from_web = is_web_source(name)
         for number, item in _located(name, detect_language):
             if isinstance(item, Article):
                 where = first_seen.get(item.id)
                 if where is not None:
                     yield Duplicate(item.id, name, number, *where)
                 first_seen[item.id] = (name, number)
+                if web_items is not None:
+                    if from_web:
+                        web_items[item.id] = (name, number)
+                    else:
+                        web_items.pop(item.id, None)
             yield item
