@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from docsection import kept_sections  # noqa: E402
 from machine import machine_info  # noqa: E402
 from quality_archive import archive_section, run_archives  # noqa: E402
 
@@ -31,7 +32,10 @@ from recommender.embedding import Embedder, EmbeddingCache  # noqa: E402
 from recommender.ranking import RankingOptions  # noqa: E402
 
 DEFAULT = RankingOptions()
-MODELS_BEGIN, MODELS_END = "<!-- models: begin -->", "<!-- models: end -->"
+KEPT_SECTIONS = [
+    ("<!-- story-pairs: begin -->", "<!-- story-pairs: end -->"),
+    ("<!-- models: begin -->", "<!-- models: end -->"),
+]
 WEIGHTS = (1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.0)
 
 
@@ -195,10 +199,8 @@ def write_markdown(payload: dict[str, Any], path: Path) -> None:
             *[f"| {p} | {v['top1']:.4f} | {v['mrr']:.4f} |" for p, v in worst],
             "",
         ]
-    # the section of benchmarks/quality_models.py (other models) is kept as it is
-    old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    if MODELS_BEGIN in old and MODELS_END in old:
-        kept = old[old.index(MODELS_BEGIN) : old.index(MODELS_END) + len(MODELS_END)]
+    # the sections of benchmarks/story_pairs.py and quality_models.py are kept as they are
+    for kept in kept_sections(path, KEPT_SECTIONS):
         lines += [kept, ""]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

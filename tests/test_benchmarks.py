@@ -105,3 +105,42 @@ def test_bench_http_measures_the_api_beside_a_bare_uvicorn_server(tmp_path):
         assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
     assert rows["recommender"]["share_of_trivial"] > 0
     assert payload["machine"]["cores"] >= 1 and out.with_suffix(".png").is_file()
+
+
+def test_story_pairs_scores_the_models_and_writes_its_own_doc_section(tmp_path):
+    """Whole-article pairs judged same story or not: the shipped options and the dense-weight
+    sweep per model, written as JSON and as a section of the doc, the rest of it kept."""
+    articles = {
+        r["id"]: r for r in map(json.loads, SAMPLE.read_text(encoding="utf-8").splitlines())
+    }
+    seed = articles["libya-security-memoranda"]
+
+    def whole(record: dict) -> str:
+        return "\n".join(record.get(field, "") for field in ("title", "lead", "body"))
+
+    pairs = [
+        ("german-fm-tripoli-visit", 3.0),
+        ("wuhan-life-returns", 1.0),
+        *[(other, 1.0 + (n % 3)) for n, other in enumerate(sorted(articles)[:6])],
+    ]
+    with (tmp_path / "story-pairs.jsonl").open("w", encoding="utf-8") as handle:
+        for other, score in pairs:
+            text = articles[other]
+            handle.write(json.dumps({
+                "id1": seed["id"], "id2": other, "lang1": seed["lang"], "lang2": text["lang"],
+                "text1": whole(seed), "text2": whole(text), "score": score,
+            }, ensure_ascii=False) + "\n")  # fmt: skip
+    doc = tmp_path / "quality.md"
+    doc.write_text("# Quality\n\nText another benchmark wrote.\n", encoding="utf-8")
+    out = tmp_path / "story.json"
+    run("benchmarks/story_pairs.py", "--eval-dir", str(tmp_path), "--models",
+        "use-multilingual-v3", "--doc", str(doc), "--out", str(out),
+        "--cache", str(tmp_path / "cache.sqlite"))  # fmt: skip
+    (row,) = json.loads(out.read_text())["models"]
+    assert row["model"] == "use-multilingual-v3" and row["shipped"]["n"] == len(pairs)
+    assert -1 <= row["shipped"]["spearman"] <= 1
+    assert set(row["sweep"]) == {"1.0", "0.95", "0.9", "0.85", "0.8", "0.7", "0.6", "0.5", "0.4"}
+    assert row["best"]["spearman"] == max(v["spearman"] for v in row["sweep"].values())
+    text = doc.read_text(encoding="utf-8")
+    assert text.startswith("# Quality\n\nText another benchmark wrote.\n")
+    assert "<!-- story-pairs: begin -->" in text and "**as shipped**" in text
