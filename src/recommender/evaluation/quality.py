@@ -90,9 +90,14 @@ def eval_pairs(
     """Pearson and Spearman correlation of relevance with the ``score`` of each pair: over
     all pairs, per ``set`` (when records name one) and per language pair. Relevance is the
     engine's: hybrid, on the model's calibrated scale (``ranking.calibrate``)."""
-    from scipy.stats import pearsonr, spearmanr
-
     options = options or default_options(embedder.model_name)
+    return eval_pairs_under(path, embedder, [options])[0]
+
+
+def eval_pairs_under(
+    path: str | Path, embedder: Embedder, options_list: Sequence[RankingOptions]
+) -> list[dict[str, Any]]:
+    """``eval_pairs`` under each of ``options_list``, the texts embedded once."""
     records = read_jsonl(path)
     for number, r in enumerate(records, start=1):
         for key in ("id1", "id2", "text1", "text2", "score"):
@@ -112,8 +117,21 @@ def eval_pairs(
     dense = np.einsum("ij,ij->i", corpus.vectors[a], corpus.vectors[b])
     lexical = np.asarray(corpus.lexical[a].multiply(corpus.lexical[b]).sum(axis=1)).ravel()
     two_languages = np.array([r.get("lang1", "") != r.get("lang2", "") for r in records])
-    predicted = relevance(calibrate(dense, two_languages, options), lexical, options.dense_weight)
     gold = np.array([float(r["score"]) for r in records])
+    pairs = np.array([f"{r.get('lang1', '?')}-{r.get('lang2', '?')}" for r in records])
+    sets = np.array([str(r.get("set", "")) for r in records])
+    results = []
+    for options in options_list:
+        calibrated = calibrate(dense, two_languages, options)
+        predicted = relevance(calibrated, lexical, options.dense_weight)
+        results.append(_correlations(predicted, gold, pairs, sets))
+    return results
+
+
+def _correlations(
+    predicted: np.ndarray, gold: np.ndarray, pairs: np.ndarray, sets: np.ndarray
+) -> dict[str, Any]:
+    from scipy.stats import pearsonr, spearmanr
 
     def correlations(mask: np.ndarray) -> dict[str, Any]:
         n = int(mask.sum())
@@ -125,10 +143,8 @@ def eval_pairs(
             "spearman": round(float(spearmanr(predicted[mask], gold[mask])[0]), 4),
         }
 
-    overall = correlations(np.ones(len(records), dtype=bool))
-    pairs = np.array([f"{r.get('lang1', '?')}-{r.get('lang2', '?')}" for r in records])
+    overall = correlations(np.ones(len(gold), dtype=bool))
     by_pair = {p: correlations(pairs == p) for p in sorted(set(pairs))}
-    sets = np.array([str(r.get("set", "")) for r in records])
     by_set = {name: correlations(sets == name) for name in sorted(set(sets)) if name}
     return {**overall, "by_set": by_set, "by_language_pair": by_pair}
 
