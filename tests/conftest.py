@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 EVAL_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "eval"
 # Fixtures that load the real model: a test using one is slow (make unit-fast leaves it out)
-_MODEL_FIXTURES = {"model", "sample_index"}
+_MODEL_FIXTURES = {"model", "use_model", "sample_index"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -31,6 +31,14 @@ def model() -> SentenceTransformer:
     from recommender.embedding import load_model
 
     return load_model()
+
+
+@pytest.fixture(scope="session")
+def use_model() -> SentenceTransformer:
+    """USE, for the tests that pin it (whole-archive tests about something else than the model)."""
+    from recommender.embedding import load_model
+
+    return load_model("use-multilingual-v3")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommender.embedding import Embedder, EmbeddingCache
+from recommender.embedding import DEFAULT_MODEL, Embedder, EmbeddingCache
 
 
 class CountingEmbedder(Embedder):
@@ -46,6 +46,9 @@ def test_cache_entries_are_per_model_identity(tmp_path):
 
 def test_default_model_identity_names_its_weights(model):
     embedder = Embedder(model=model)
-    assert embedder.identity.startswith("use-multilingual-v3@")
-    assert len(embedder.identity) > len("use-multilingual-v3@") + 16
-    assert embedder.dimension == 512
+    # the default fuses USE and e5: its identity names both parts' weights and the mix
+    assert embedder.model_name == DEFAULT_MODEL == "use-multilingual-v3+multilingual-e5-small"
+    use, e5 = embedder.identity.split("+")
+    assert use.startswith("use-multilingual-v3@") and len(use) > len("use-multilingual-v3@") + 16
+    assert e5.startswith("multilingual-e5-small@") and "-onnx" in e5 and "@w" in e5
+    assert embedder.dimension == 512 + 384

@@ -25,7 +25,7 @@ def test_embed_without_text_exits_2_naming_the_field(capsys):
 
 
 @pytest.mark.slow
-def test_python_m_recommender_embed_prints_a_512_d_unit_vector():
+def test_python_m_recommender_embed_prints_a_unit_vector_of_the_default_model():
     out = subprocess.run(
         [sys.executable, "-m", "recommender", "embed", "--text", "<b>مرحبا</b>"],
         capture_output=True,
@@ -33,7 +33,7 @@ def test_python_m_recommender_embed_prints_a_512_d_unit_vector():
         check=True,
     )
     record = json.loads(out.stdout.strip())
-    assert record["dimension"] == 512 and len(record["vector"]) == 512
+    assert record["dimension"] == 896 and len(record["vector"]) == 896  # USE + e5
     assert abs(sum(v * v for v in record["vector"]) - 1.0) < 1e-3
 
 
@@ -55,7 +55,8 @@ def test_related_json_and_inspect_on_the_sample_index(sample_index):
 
     stats = json.loads(run("inspect", "--index-dir", str(sample_index)))
     assert stats["articles"] == 91 and stats["by_lang"]["ar"] >= 10
-    assert stats["snapshot"]["model"].startswith("use-multilingual-v3@")
+    model = stats["snapshot"]["model"]
+    assert model.startswith("use-multilingual-v3@") and "+multilingual-e5-small@" in model
 
 
 def test_related_on_a_missing_index_exits_3(tmp_path, capsys):

@@ -159,7 +159,9 @@ def test_embedder_identity_names_the_bundle_and_caches(tmp_path, e5_folder, monk
     monkeypatch.setenv("RECOMMENDER_CACHE", str(e5_folder.parent.parent))
     embedder = Embedder(E5, cache=EmbeddingCache(tmp_path / "c.sqlite"))
     fingerprint = (e5_folder / "fingerprint").read_text()
-    assert embedder.identity == f"{E5}@{fingerprint}" and embedder.dimension == 384
+    # the folder's fingerprint, then the ONNX variant, its graph's digest and the token cut
+    assert embedder.identity.startswith(f"{E5}@{fingerprint}-onnx")
+    assert embedder.identity.endswith("-t64") and embedder.dimension == 384
     vectors = embedder.embed(["ليبيا توقع مذكرات تفاهم أمنية", "Libya signs security memoranda"])
     assert vectors.shape == (2, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)

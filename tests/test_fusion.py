@@ -15,7 +15,7 @@ from conftest import SAMPLE
 from recommender.cli.main import main
 from recommender.client import wait_until_serving
 from recommender.config import ServerConfig
-from recommender.embedding.profiles import E5, USE, default_options, profile_for
+from recommender.embedding.profiles import DEFAULT_MODEL, E5, USE, default_options, profile_for
 from recommender.engine import Engine
 from recommender.ranking import RankingOptions
 from recommender.service.server import create_server
@@ -93,7 +93,7 @@ def test_seed_case_under_the_new_models(which, fused_index, e5_index):
 
 def test_ranking_defaults_are_the_models(fused_index, e5_index, sample_index):
     assert default_options(USE) == RankingOptions()  # the measured USE defaults, unchanged
-    for index_dir, name in ((fused_index, FUSION), (e5_index, E5), (sample_index, USE)):
+    for index_dir, name in ((fused_index, FUSION), (e5_index, E5), (sample_index, DEFAULT_MODEL)):
         engine = Engine(index_dir).load()
         try:
             assert engine.default_options == default_options(name)

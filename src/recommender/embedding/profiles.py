@@ -15,13 +15,15 @@ ranking step work on it unchanged.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from recommender.ranking import RankingOptions
 
 USE = "use-multilingual-v3"
 E5 = "multilingual-e5-small"
 FUSION_SEPARATOR = "+"
+# the best measured model on story-level pairs at a cost a site can pay (docs/quality.md)
+DEFAULT_MODEL = f"{USE}{FUSION_SEPARATOR}{E5}"
 
 
 @dataclass(frozen=True)
@@ -53,20 +55,16 @@ class ModelProfile:
 _BUILT_IN = {
     USE: ModelProfile(USE, dense_weight=0.6, dedup_threshold=0.9, same_story_threshold=0.5),
     E5: ModelProfile(
-        E5, dense_weight=0.4, dedup_threshold=0.967, same_story_threshold=0.58,
+        E5, dense_weight=0.5, dedup_threshold=0.967, same_story_threshold=0.58,
         cross_language_shift=0.0556, dense_scale=4.42, dense_bias=-3.315,
     ),
 }  # fmt: skip
-# fusions measured and offered by name (any "a+b" of built-in models also works)
-_FUSIONS: dict[tuple[str, ...], ModelProfile] = {
-    (USE, E5): ModelProfile(
-        f"{USE}+{E5}", dense_weight=0.6, dedup_threshold=0.943, same_story_threshold=0.54,
-        cross_language_shift=0.0454, dense_scale=2.255, dense_bias=-1.191,
-        parts=(USE, E5), weights=(0.3, 0.7),
-    ),
-}  # fmt: skip
-_SETTINGS = ("dense_weight", "dedup_threshold", "same_story_threshold", "cross_language_shift",
-             "dense_scale", "dense_bias")  # fmt: skip
+# fusions offered by name, as (mix on the common scale, dense weight); any "a+b" of built-in
+# models also works, mixed equally. See ``fusion_profile``.
+_FUSIONS: dict[tuple[str, ...], tuple[tuple[float, ...], float]] = {
+    # benchmarks/tune_fusion.py: the best story-level Spearman whose NTREX worst pair holds
+    (USE, E5): ((0.6, 0.4), 0.8),
+}
 
 
 def fusion_parts(name: str) -> tuple[str, ...]:
@@ -75,6 +73,41 @@ def fusion_parts(name: str) -> tuple[str, ...]:
         return ()
     parts = tuple(part.strip() for part in name.split(FUSION_SEPARATOR))
     return parts if all(part in _BUILT_IN for part in parts) and len(parts) > 1 else ()
+
+
+def fusion_profile(
+    name: str, parts: tuple[str, ...], mix: tuple[float, ...], dense_weight: float
+) -> ModelProfile:
+    """A fusion's profile from its parts' profiles and a ``mix`` on the common scale.
+
+    Each part's cosines are first put on the common scale (its shift, scale and bias), so
+    that ``mix`` weighs comparable numbers (unlike raw cosines: e5's spread ~4x less than
+    USE's). That calibrated mix is an affine map of a raw inner product with weights
+    ``mix_i * scale_i`` (normalised): those are the vector weights, and the fusion's own
+    shift, scale and bias follow exactly. The same-story threshold (calibrated) mixes by
+    ``mix``, the near-duplicate threshold (raw cosines) by the vector weights.
+    """
+    members = [_BUILT_IN[part] for part in parts]
+    total = sum(mix)
+    mix = tuple(m / total for m in mix)
+    spreads = [m * member.dense_scale for m, member in zip(mix, members, strict=True)]
+    scale = sum(spreads)
+    weights = tuple(spread / scale for spread in spreads)
+    return ModelProfile(
+        name,
+        dense_weight=dense_weight,
+        dedup_threshold=sum(w * m.dedup_threshold for w, m in zip(weights, members, strict=True)),
+        same_story_threshold=sum(
+            x * m.same_story_threshold for x, m in zip(mix, members, strict=True)
+        ),
+        cross_language_shift=sum(
+            w * m.cross_language_shift for w, m in zip(weights, members, strict=True)
+        ),
+        dense_scale=scale,
+        dense_bias=sum(x * m.dense_bias for x, m in zip(mix, members, strict=True)),
+        parts=parts,
+        weights=weights,
+    )
 
 
 def profile_for(name: str) -> ModelProfile:
@@ -89,24 +122,19 @@ def profile_for(name: str) -> ModelProfile:
         return ModelProfile(
             name, base.dense_weight, base.dedup_threshold, base.same_story_threshold
         )
-    measured = _FUSIONS.get(parts)
-    if measured is not None:
-        return replace(measured, name=name)
-    # an unmeasured fusion: equal weights, the weighted mean of its parts' settings
-    weights = tuple(1.0 / len(parts) for _ in parts)
-    members = [_BUILT_IN[part] for part in parts]
-    settings = {
-        key: sum(w * getattr(m, key) for w, m in zip(weights, members, strict=True))
-        for key in _SETTINGS
-    }
-    return ModelProfile(name, **settings, parts=parts, weights=weights)
+    mix, dense_weight = _FUSIONS.get(parts, ((1.0,) * len(parts), 0.0))
+    if parts not in _FUSIONS:
+        # an unmeasured fusion: the mean of its parts' dense weights
+        dense_weight = sum(_BUILT_IN[part].dense_weight for part in parts) / len(parts)
+    return fusion_profile(name, parts, mix, dense_weight)
 
 
 @functools.lru_cache(maxsize=64)
 def default_options(name: str | None) -> RankingOptions:
     """The ranking defaults under a model (or fusion): the general defaults with the model's
-    score-scale settings. For USE these are exactly ``RankingOptions()``."""
-    profile = profile_for(name or USE)
+    score-scale settings (``None``: the default model's). For USE these are exactly
+    ``RankingOptions()``."""
+    profile = profile_for(name or DEFAULT_MODEL)
     return RankingOptions(
         dense_weight=profile.dense_weight,
         dedup_threshold=profile.dedup_threshold,
