@@ -33,7 +33,7 @@ from recommender import evaluation  # noqa: E402
 from recommender.embedding import Embedder, EmbeddingCache  # noqa: E402
 from recommender.embedding.profiles import E5, USE, default_options  # noqa: E402
 
-MODELS = (USE, E5)
+MODELS = (USE, E5, f"{USE}+{E5}")  # the default is the fusion
 DENSE_WEIGHTS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5, 0.4)
 RESULTS = ROOT / "benchmarks" / "results" / "story-pairs.json"
 BEGIN, END = "<!-- story-pairs: begin -->", "<!-- story-pairs: end -->"

@@ -55,7 +55,7 @@ class ModelProfile:
 _BUILT_IN = {
     USE: ModelProfile(USE, dense_weight=0.6, dedup_threshold=0.9, same_story_threshold=0.5),
     E5: ModelProfile(
-        E5, dense_weight=0.5, dedup_threshold=0.967, same_story_threshold=0.58,
+        E5, dense_weight=0.6, dedup_threshold=0.967, same_story_threshold=0.58,
         cross_language_shift=0.0556, dense_scale=4.42, dense_bias=-3.315,
     ),
 }  # fmt: skip
