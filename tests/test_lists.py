@@ -45,18 +45,18 @@ def test_every_lookup_equals_the_live_ranking(engines):
     assert len(article_ids) == 91
     for article_id in article_ids:
         for k in (1, 5, 10, LIST_DEPTH):
-            assert stored._stored_list(article_id, k, Filters(), RankingOptions()) is not None
+            assert stored._stored_list(article_id, k, Filters(), stored.default_options) is not None
             expected = answer(live.related(article_id=article_id, k=k))
             assert answer(stored.related(article_id=article_id, k=k)) == expected, (article_id, k)
             # the bytes the service sends, joined from the mapped files
-            encoded = stored.related_encoded(article_id, k, Filters(), RankingOptions())
+            encoded = stored.related_encoded(article_id, k, Filters(), stored.default_options)
             message = pb.RelatedResponse.FromString(encoded)
             assert answer(convert.response_from_pb(message)) == expected, (article_id, k)
 
 
 def test_lookup_bytes_are_the_service_answer(engines):
     stored, live = engines
-    encoded = stored.related_encoded(SEED, 5, Filters(), RankingOptions())
+    encoded = stored.related_encoded(SEED, 5, Filters(), stored.default_options)
     assert encoded is not None
     message = pb.RelatedResponse.FromString(encoded)
     assert message.snapshot == stored.snapshot.manifest.name
@@ -65,8 +65,8 @@ def test_lookup_bytes_are_the_service_answer(engines):
     ranked = [item.id for item in message.results]
     assert "german-fm-tripoli-visit" in ranked[:3]
     # requests a list cannot answer rank live
-    assert stored.related_encoded(SEED, LIST_DEPTH + 1, Filters(), RankingOptions()) is None
-    assert stored.related_encoded(SEED, 5, Filters(langs=("ar",)), RankingOptions()) is None
+    assert stored.related_encoded(SEED, LIST_DEPTH + 1, Filters(), stored.default_options) is None
+    assert stored.related_encoded(SEED, 5, Filters(langs=("ar",)), stored.default_options) is None
     assert stored.related_encoded(SEED, 5, Filters(), RankingOptions(dense_weight=1.0)) is None
 
 
