@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from sentence_transformers.base.modules import InputModule
 
+from recommender.embedding.use import prompted_texts
 from recommender.files import sha256_file
 
 if TYPE_CHECKING:
@@ -206,18 +207,10 @@ class OnnxE5(InputModule):
         self, inputs: Sequence[Any], prompt: str | None = None, **kwargs: Any
     ) -> dict[str, torch.Tensor]:
         """Token ids (cut at ``max_tokens``) and the attention mask, padded to the longest."""
-        texts: list[str] = []
-        empty: list[bool] = []
-        for position, text in enumerate(inputs):
-            if not isinstance(text, str):
-                raise TypeError(
-                    f"multilingual-e5-small embeds strings; input {position} is "
-                    f"{type(text).__name__}: {text!r:.60}"
-                )
-            texts.append(prompt + text if prompt else text)
-            # nothing readable embeds to zero, as under USE: e5's vector of a bare prompt
-            # sits close to every short text, so an empty article would look related to all
-            empty.append(_READABLE.search(text) is None)
+        texts = prompted_texts(inputs, prompt, "multilingual-e5-small")
+        # nothing readable embeds to zero, as under USE: e5's vector of a bare prompt sits
+        # close to every short text, so an empty article would look related to all
+        empty = [_READABLE.search(text) is None for text in inputs]
         encodings = self.tokenizer_file.encode_batch(texts)
         width = max((len(e.ids) for e in encodings), default=0)
         ids = np.full((len(texts), width), self.pad_id, dtype=np.int64)

