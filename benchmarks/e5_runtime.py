@@ -18,7 +18,6 @@ import gzip
 import json
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +37,7 @@ from recommender.embedding import (  # noqa: E402
     e5_onnx,
     load_model,
 )
-from recommender.embedding.profiles import E5, USE, fusion_profile, profile_for  # noqa: E402
+from recommender.embedding.profiles import E5, USE, fusion_profile, ranking_options  # noqa: E402
 from recommender.evaluation.quality import DEFAULT_RECIPE, article_text, read_jsonl  # noqa: E402
 from recommender.index.lexical import LexicalModel  # noqa: E402
 from recommender.ranking import RankingOptions  # noqa: E402
@@ -116,25 +115,15 @@ def story_scores(
     use_options = RankingOptions()
     for weight in DENSE_WEIGHTS:
         out["USE"][str(weight)] = spearman(cosines["USE"], use_options, weight)
-    e5_profile = profile_for(E5)
     for name, cos in cosines.items():
         if name == "USE":
             continue
         grid: dict[str, dict[str, float]] = {}
         for share in USE_MIX:
-            if share == 0.0:
-                options = replace(
-                    RankingOptions(), cross_language_shift=e5_profile.cross_language_shift,
-                    dense_scale=e5_profile.dense_scale, dense_bias=e5_profile.dense_bias,
-                )  # fmt: skip
-                dense = cos
-            else:
-                fused = fusion_profile("f", (USE, E5), (share, 1 - share), 0.6)
-                options = replace(
-                    RankingOptions(), cross_language_shift=fused.cross_language_shift,
-                    dense_scale=fused.dense_scale, dense_bias=fused.dense_bias,
-                )  # fmt: skip
-                dense = fused.weights[0] * cosines["USE"] + fused.weights[1] * cos
+            # share 0: weights (0, 1) and e5's own shift, scale and bias
+            fused = fusion_profile("f", (USE, E5), (share, 1 - share), 0.6)
+            options = ranking_options(fused)
+            dense = fused.weights[0] * cosines["USE"] + fused.weights[1] * cos
             grid[str(share)] = {str(w): spearman(dense, options, w) for w in DENSE_WEIGHTS}
         out[name] = grid
     return out

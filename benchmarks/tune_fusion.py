@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from machine import machine_info  # noqa: E402
 
 from recommender import evaluation  # noqa: E402
 from recommender.embedding import Embedder, EmbeddingCache, e5_onnx  # noqa: E402
-from recommender.embedding.profiles import E5, USE, fusion_profile  # noqa: E402
+from recommender.embedding.profiles import E5, USE, fusion_profile, ranking_options  # noqa: E402
 from recommender.ranking import RankingOptions  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "tune-fusion.json"
@@ -59,22 +58,9 @@ class Mixed:
 
 def setting(share: float, dense_weight: float) -> tuple[tuple[float, float], RankingOptions]:
     """Vector weights and ranking options of a USE share (0: e5 alone, 1: USE alone)."""
-    if share >= 1.0:
-        return (1.0, 0.0), replace(RankingOptions(), dense_weight=dense_weight)
+    # shares 0 and 1 give the part's own profile: weights (0, 1) or (1, 0), its own scale
     profile = fusion_profile("f", (USE, E5), (share, 1.0 - share), dense_weight)
-    if share <= 0.0:
-        profile = fusion_profile("f", (USE, E5), (1e-12, 1.0), dense_weight)
-    options = replace(
-        RankingOptions(),
-        dense_weight=dense_weight,
-        dedup_threshold=profile.dedup_threshold,
-        same_story_threshold=profile.same_story_threshold,
-        cross_language_shift=profile.cross_language_shift,
-        dense_scale=profile.dense_scale,
-        dense_bias=profile.dense_bias,
-    )
-    weights = (0.0, 1.0) if share <= 0.0 else (profile.weights[0], profile.weights[1])
-    return weights, options
+    return (profile.weights[0], profile.weights[1]), ranking_options(profile)
 
 
 def seed_case(embedder: Any, options: RankingOptions) -> dict[str, Any]:

@@ -134,7 +134,11 @@ def default_options(name: str | None) -> RankingOptions:
     """The ranking defaults under a model (or fusion): the general defaults with the model's
     score-scale settings (``None``: the default model's). For USE these are exactly
     ``RankingOptions()``."""
-    profile = profile_for(name or DEFAULT_MODEL)
+    return ranking_options(profile_for(name or DEFAULT_MODEL))
+
+
+def ranking_options(profile: ModelProfile) -> RankingOptions:
+    """The general ranking defaults with a profile's score-scale settings."""
     return RankingOptions(
         dense_weight=profile.dense_weight,
         dedup_threshold=profile.dedup_threshold,
