@@ -196,7 +196,7 @@ def test_lists_built_in_worker_processes_equal_the_in_process_build(
     target = tmp_path / source.name
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("lists.*"))
     monkeypatch.setattr(listbuild, "PARALLEL_FROM", 10)  # the path large archives take
-    files = listbuild.write_for_snapshot(target, LIST_DEPTH)
+    files = listbuild.write_for_snapshot(target, LIST_DEPTH).files
     assert len(files) == 8
     for file in files:
         if file.name != "lists.updated.npy":  # when each list was computed

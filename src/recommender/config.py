@@ -28,6 +28,8 @@ class IndexConfig:
     detect_language: bool = True
     progress: bool = True
     list_depth: int = LIST_DEPTH  # related results stored per article; 0: no stored lists
+    # build the snapshot from scratch (lexical refit, every list) instead of on the serving one
+    rebuild_lists: bool = False
     engine: str = "local"  # where texts are embedded: "local", or "ray" (``raybatch``)
     ray_address: str | None = None  # a Ray cluster (None: a local Ray instance)
     ray_workers: int = 0  # embedding actors on Ray (0: one per GPU, else one per CPU)

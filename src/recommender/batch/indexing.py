@@ -30,6 +30,7 @@ from recommender.ingest.readers import missing_sources, read_many
 from recommender.ingest.records import Article, Deletion, Duplicate, Rejection
 from recommender.lists import build as listbuild
 from recommender.live.writer import embed_texts, prepare_texts, store_articles
+from recommender.storage.carry import Carried
 from recommender.storage.schema import UpsertOutcome
 from recommender.storage.snapshot import (
     CACHE_FILE,
@@ -169,7 +170,9 @@ def index_sources(
                 + "; the serving snapshot, if any, is unchanged",
                 field="source",
             )
-        if _needs_snapshot(root, store, counting.identity, config.index_type, config.list_depth):
+        if config.rebuild_lists or _needs_snapshot(
+            root, store, counting.identity, config.index_type, config.list_depth
+        ):
             manifest = build_snapshot(
                 root,
                 store,
@@ -181,8 +184,13 @@ def index_sources(
                 keep=config.keep_snapshots,
                 list_depth=config.list_depth,
                 extras=_lists_builder(root, config, summary) if config.list_depth else None,
+                base=None if config.rebuild_lists else _serving_dir(root),
             )
             summary.snapshot, summary.snapshot_built = manifest.name, True
+            summary.built_on = manifest.carried_from
+            summary.from_scratch_because = (
+                "--rebuild-lists" if config.rebuild_lists else manifest.from_scratch_because
+            )
         else:
             summary.snapshot = current_name(root)
     finally:
@@ -202,24 +210,33 @@ def _replaced(store: ArticleStore, item: Article, file: str, line: int) -> Repla
     return Replaced(item.id, file, line, stored.article.source, stored.article.url)
 
 
+def _serving_dir(root: Path) -> Path | None:
+    """The serving snapshot's directory, if there is one."""
+    serving = current_name(root)
+    path = root / "snapshots" / serving if serving else None
+    return path if path is not None and path.is_dir() else None
+
+
 def _lists_builder(
     root: Path, config: IndexConfig, summary: IndexSummary
-) -> Callable[[Path], list[Path]]:
+) -> Callable[[Path, Carried | None], list[Path]]:
     """Writes the related lists into a snapshot being built (``lists``), timed."""
-    serving = current_name(root)
-    previous = root / "snapshots" / serving if serving else None
+    previous = _serving_dir(root)
 
-    def build(directory: Path) -> list[Path]:
+    def build(directory: Path, carried: Carried | None) -> list[Path]:
         total = len(np.load(directory / "labels.npy", mmap_mode="r"))
         progress = _progress(config.progress, "related lists", total)
         started = time.perf_counter()
         try:
-            return listbuild.write_for_snapshot(
+            written = listbuild.write_for_snapshot(
                 directory,
                 config.list_depth,
-                previous_dir=previous if previous is not None and previous.is_dir() else None,
+                previous_dir=previous,
+                carried=carried,
                 progress=progress.update,
             )
+            summary.lists_computed, summary.lists_carried = written.computed, written.carried
+            return written.files
         finally:
             progress.close()
             summary.lists_seconds = round(time.perf_counter() - started, 3)

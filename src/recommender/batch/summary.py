@@ -50,6 +50,10 @@ class IndexSummary:
     replaced: int = 0  # feed/page items that replaced a stored article from elsewhere
     seconds: float = 0.0
     lists_seconds: float = 0.0  # of ``seconds``: computing the stored lists
+    lists_computed: int = 0  # lists computed for the new snapshot
+    lists_carried: int = 0  # lists taken over unchanged from the snapshot built on
+    built_on: str = ""  # the serving snapshot the new one was built on ("": from scratch)
+    from_scratch_because: str = ""  # why it was not built on the serving snapshot
     published_to: str | None = None  # the URL the snapshot was uploaded to (``remote``)
     rejections: list[Rejection] = field(default_factory=list, repr=False)
     duplicate_notes: list[Duplicate] = field(default_factory=list, repr=False)

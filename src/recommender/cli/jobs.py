@@ -59,6 +59,12 @@ def add_job_commands(commands: Any) -> None:
         "--sync", action="store_true", help="sources are the whole archive: delete the rest"
     )
     index.add_argument(
+        "--rebuild-lists", action="store_true",
+        help="build the snapshot from scratch: refit the lexical model and compute every list "
+        "(by default a snapshot is built on the serving one and recomputes only the lists "
+        "the changes touch)",
+    )  # fmt: skip
+    index.add_argument(
         "--engine", choices=("local", "ray"), default=default_of(IndexConfig, "engine"),
         help="where texts are embedded: here, or on Ray (pip install \"recommender[ray]\"); "
         "the store, cache and snapshot are written here either way",
@@ -175,6 +181,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
         keep_snapshots=args.keep,
         max_rejects=args.max_rejects,
         sync=args.sync,
+        rebuild_lists=args.rebuild_lists,
         progress=not args.quiet,
         list_depth=args.list_depth,
         engine=args.engine,

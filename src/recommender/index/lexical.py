@@ -288,7 +288,12 @@ class LexicalModel:
     @classmethod
     def load(cls, directory: Path) -> tuple[LexicalModel, sp.csr_matrix]:
         """Read what ``save`` wrote."""
-        with np.load(directory / "lexical_idf.npz") as data:
-            model = cls(data["char_idf"], data["word_idf"], int(data["n"]))
+        model = cls.load_idf(directory)
         matrix: Any = sp.load_npz(directory / "lexical_matrix.npz")
         return model, matrix.tocsr()
+
+    @classmethod
+    def load_idf(cls, directory: Path) -> LexicalModel:
+        """The model alone (its idf arrays), without the corpus matrix."""
+        with np.load(directory / "lexical_idf.npz") as data:
+            return cls(data["char_idf"], data["word_idf"], int(data["n"]))

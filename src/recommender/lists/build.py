@@ -1,25 +1,35 @@
-"""Every stored list of a snapshot being built, computed in worker processes.
+"""Every stored list of a snapshot being built: carried over, or computed in worker processes.
 
 ``write_for_snapshot`` is what ``recommender index`` calls between building the FAISS index and
 publishing: it opens the snapshot in its building directory, computes each article's list with
 the engine's own ranking (``lists.compute``), keeps the ``updated`` time of lists whose links
 did not change since the serving snapshot, and writes them (``lists.save``).
+
+A snapshot built on the serving one (``storage.carry``) recomputes only the lists its changes
+can touch, found as a live write finds them (``freshness.ListTable.affected``: lists holding
+a changed or deleted story or a near-duplicate of one, lists a new or changed story now ranks
+into, other-language copies, the changed stories' own); every other list is the serving
+snapshot's, carried over. Where candidate search is exhaustive that equals a full recompute,
+bytes included (``tests/test_carry.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from recommender.lists.freshness import ListTable
 from recommender.lists.stored import LIST_DEPTH, StoredList, StoredLists, compute, save
 from recommender.rowspace.space import RowSpace
 from recommender.runtime import set_threads
+from recommender.storage.carry import Carried
 from recommender.storage.snapshot import open_snapshot
 
 # Below this many articles the lists are computed in the indexing process; above it, in one
@@ -28,24 +38,81 @@ PARALLEL_FROM = 4000
 _CHUNK = 256
 
 
+@dataclass(frozen=True)
+class WrittenLists:
+    """The files of a snapshot's lists, and how many lists were computed or carried over."""
+
+    files: list[Path]
+    computed: int
+    carried: int
+
+
 def write_for_snapshot(
     directory: Path,
     depth: int = LIST_DEPTH,
     *,
     previous_dir: Path | None = None,
+    carried: Carried | None = None,
     progress: Callable[[int], None] = lambda done: None,
-) -> list[Path]:
-    """Compute and write the lists of the snapshot being built in ``directory``; lists that
-    did not change since the snapshot in ``previous_dir`` keep their time."""
+) -> WrittenLists:
+    """Compute and write the lists of the snapshot being built in ``directory``: only those
+    its changes touch when it is ``carried`` on the serving snapshot (module doc), every one
+    otherwise. Lists that did not change since the snapshot in ``previous_dir`` keep their
+    time."""
     snapshot = open_snapshot(directory, verify=False)
     try:
         space = RowSpace.from_snapshot(snapshot)
-        entries = build_all(
-            space, directory, depth, previous=_previous_lists(previous_dir), progress=progress
-        )
-        return save(directory, entries, space.int_ids[: space.n_main], depth)
+        built = None
+        if carried is not None:
+            built = build_changed(space, directory, depth, carried, progress=progress)
+        if built is None:
+            entries = build_all(
+                space, directory, depth, previous=_previous_lists(previous_dir), progress=progress
+            )
+            built = entries, len(entries)
+        entries, computed = built
+        files = save(directory, entries, space.int_ids[: space.n_main], depth)
+        return WrittenLists(files, computed, len(entries) - computed)
     finally:
         snapshot.close()
+
+
+def build_changed(
+    space: RowSpace,
+    directory: Path,
+    depth: int,
+    carried: Carried,
+    *,
+    progress: Callable[[int], None] = lambda done: None,
+) -> tuple[list[StoredList], int] | None:
+    """Every row's list for a snapshot ``carried`` on an earlier one: the lists its changes
+    touch computed, the others taken over; None when the earlier one has no lists this deep.
+    Returns the lists and how many were computed."""
+    previous = open_snapshot(carried.path, verify=False)
+    try:
+        old = RowSpace.from_snapshot(previous)
+        stored = StoredLists.load(carried.path, old.word_rows)
+        if stored is None or stored.depth != depth:
+            return None
+        table = ListTable(stored, old, previous.manifest.name)
+        touched = table.affected(old, space, sorted(carried.upserted), sorted(carried.deleted))
+        keys = space.int_ids[: space.n_main].tolist()
+        rows = [r for r, key in enumerate(keys) if key in touched or key not in old.word_rows]
+        computed = dict(zip(rows, _compute(space, directory, depth, rows, progress), strict=True))
+        entries = []
+        for row, key in enumerate(keys):
+            old_entry = stored.entry(old.word_rows[key]) if key in old.word_rows else None
+            entry = computed.get(row)
+            if entry is None:
+                assert old_entry is not None  # rows absent from ``old`` are computed
+                entry = old_entry
+            elif old_entry is not None and old_entry.same_links(entry):
+                entry = dataclasses.replace(entry, updated=old_entry.updated)
+            entries.append(entry)
+        progress(len(keys) - len(rows))
+        return entries, len(rows)
+    finally:
+        previous.close()
 
 
 def _previous_lists(directory: Path | None) -> Callable[[int], StoredList | None]:
@@ -79,23 +146,7 @@ def build_all(
     list whose answer equals ``previous``'s keeps its time, so an export ``--since`` lists only
     what changed.
     """
-    rows = list(range(space.n_main))
-    if len(rows) < PARALLEL_FROM:
-        computed: Iterator[list[StoredList]] = (
-            [compute(space, int(space.int_ids[r]), depth) for r in chunk] for chunk in _chunks(rows)
-        )
-        entries = _collect(computed, progress)
-    else:
-        workers = max(1, multiprocessing.cpu_count())
-        # an executor, not a Pool: a worker that cannot start breaks it with an error
-        # (a Pool starts a replacement forever)
-        with ProcessPoolExecutor(
-            workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_worker_start,
-            initargs=(str(directory), depth),
-        ) as pool:
-            entries = _collect(pool.map(_worker_rows, _chunks(rows)), progress)
+    entries = _compute(space, directory, depth, list(range(space.n_main)), progress)
     for row, entry in enumerate(entries):
         old = previous(int(space.int_ids[row]))
         if old is not None and old.same_links(entry):
@@ -103,9 +154,34 @@ def build_all(
     return entries
 
 
-def _chunks(rows: list[int]) -> Iterator[list[int]]:
+def _compute(
+    space: RowSpace,
+    directory: Path,
+    depth: int,
+    rows: Sequence[int],
+    progress: Callable[[int], None],
+) -> list[StoredList]:
+    """The lists of ``rows``, in that order: here for a few, else in worker processes."""
+    if len(rows) < PARALLEL_FROM:
+        computed: Iterator[list[StoredList]] = (
+            [compute(space, int(space.int_ids[r]), depth) for r in chunk] for chunk in _chunks(rows)
+        )
+        return _collect(computed, progress)
+    workers = max(1, multiprocessing.cpu_count())
+    # an executor, not a Pool: a worker that cannot start breaks it with an error
+    # (a Pool starts a replacement forever)
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_start,
+        initargs=(str(directory), depth),
+    ) as pool:
+        return _collect(pool.map(_worker_rows, _chunks(rows)), progress)
+
+
+def _chunks(rows: Sequence[int]) -> Iterator[list[int]]:
     for start in range(0, len(rows), _CHUNK):
-        yield rows[start : start + _CHUNK]
+        yield list(rows[start : start + _CHUNK])
 
 
 def _collect(

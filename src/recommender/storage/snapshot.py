@@ -41,6 +41,7 @@ from recommender.index import VectorIndex
 from recommender.index.lexical import LexicalModel
 from recommender.index.words import WordTable
 from recommender.ingest.text import TextRecipe
+from recommender.storage.carry import Carried, carried_from, carried_lexical
 from recommender.storage.store import ArticleStore
 
 # 2: lexical model and matrix in every snapshot; 3: key-term word table; 4: related lists;
@@ -79,6 +80,8 @@ class Manifest:
     text_recipe: dict[str, Any]
     format_version: int = FORMAT_VERSION
     list_depth: int = 0  # results stored per article (``lists``); 0: none
+    carried_from: str = ""  # the snapshot this one was built on (``carry``); "": from scratch
+    from_scratch_because: str = ""  # why it was not built on the serving snapshot
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -135,13 +138,16 @@ def build_snapshot(
     text_recipe: dict[str, Any] | None = None,
     keep: int = KEEP_SNAPSHOTS,
     list_depth: int = 0,
-    extras: Callable[[Path], list[Path]] | None = None,
+    extras: Callable[[Path, Carried | None], list[Path]] | None = None,
+    base: Path | None = None,
 ) -> Manifest:
     """Build a complete snapshot from the working store and publish it atomically.
 
     ``extras`` adds files computed from the built snapshot (the related lists): it gets the
-    snapshot's directory, readable with ``open_snapshot(path, verify=False)``, and returns the
-    files it wrote, which are checksummed with the rest.
+    snapshot's directory, readable with ``open_snapshot(path, verify=False)``, and what it is
+    built on (``carry``), and returns the files it wrote, which are checksummed with the rest.
+    ``base``, the serving snapshot's directory, is built on when it was built the same way
+    (``carry.carried_from``); None builds everything from scratch.
     """
     root = Path(index_dir)
     snapshots = root / SNAPSHOTS_DIR
@@ -155,7 +161,7 @@ def build_snapshot(
         return _build_locked(root, store, model=model, model_name=model_name,
                              dimension=dimension, index_type=index_type,
                              text_recipe=text_recipe, keep=keep, list_depth=list_depth,
-                             extras=extras)  # fmt: skip
+                             extras=extras, base=base)  # fmt: skip
 
 
 def _build_locked(
@@ -169,7 +175,8 @@ def _build_locked(
     text_recipe: dict[str, Any] | None,
     keep: int,
     list_depth: int,
-    extras: Callable[[Path], list[Path]] | None,
+    extras: Callable[[Path, Carried | None], list[Path]] | None,
+    base: Path | None,
 ) -> Manifest:
     started = time.perf_counter()
     snapshots = root / SNAPSHOTS_DIR
@@ -192,7 +199,12 @@ def _build_locked(
             )
         index = VectorIndex.build(ids, vectors, index_type, dimension=dimension)
         files = [building / STORE_FILE, *index.save(building)]
-        files += _build_lexical(building, ids, TextRecipe(**(text_recipe or {})))
+        same = {"format_version": FORMAT_VERSION, "model": model, "text_recipe": text_recipe or {},
+                "list_depth": list_depth if extras else 0}  # fmt: skip
+        carried, why = carried_from(
+            base, building / STORE_FILE, manifest=same, index_spec=index.spec, count=len(ids)
+        )
+        files += _build_lexical(building, ids, TextRecipe(**(text_recipe or {})), carried)
         manifest = Manifest(
             name=name,
             model=model,
@@ -206,11 +218,13 @@ def _build_locked(
             checksums={},
             text_recipe=text_recipe or {},
             list_depth=list_depth if extras is not None else 0,
+            carried_from=carried.name if carried is not None else "",
+            from_scratch_because=why,
         )
         manifest_path = building / MANIFEST_FILE
         if extras is not None:
             manifest_path.write_text(json.dumps(manifest.to_dict()), encoding="utf-8")
-            files += extras(building)
+            files += extras(building, carried)
         manifest = dataclasses.replace(
             manifest,
             build_seconds=round(time.perf_counter() - started, 3),
@@ -230,10 +244,16 @@ def _build_locked(
     return manifest
 
 
-def _build_lexical(directory: Path, ids: np.ndarray, recipe: TextRecipe) -> list[Path]:
-    """Fit the lexical model on the snapshot's articles, rows in the order of ``ids``."""
+def _build_lexical(
+    directory: Path, ids: np.ndarray, recipe: TextRecipe, carried: Carried | None
+) -> list[Path]:
+    """The lexical model, matrix and word table of the snapshot's articles, rows in the order
+    of ``ids``: fit on them, or carried over from the snapshot built on."""
     copy = ArticleStore(directory / STORE_FILE, read_only=True)
     try:
+        if carried is not None:
+            model, matrix, words = carried_lexical(carried, copy, ids, recipe)
+            return [*model.save(directory, matrix), words.save(directory)]
         texts_by_id = {
             s.int_id: recipe.text(s.article.title, s.article.lead, s.article.body)
             for s in copy.iter_articles()
