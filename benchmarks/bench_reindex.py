@@ -1,23 +1,35 @@
 """Batch reindexing throughput: ``recommender index`` over the ANT corpus, as a batch job runs it.
 
-Three runs of the real command into a fresh index directory (model from the installed
-package, embedding cache empty at start):
+Runs of the real command into a fresh index directory (model from the installed package,
+embedding cache empty at start, or seeded from ``--seed-cache``):
 
 1. ``cold``: every article read, validated, embedded and stored, then the snapshot built
-   (store copy, FAISS index, lexical model);
+   (store copy, FAISS index, lexical model, every stored list);
 2. ``unchanged``: the same sources again: nothing to embed, no snapshot to build;
 3. ``one percent changed``: 1 % of the articles edited (a word added to the title): only those
-   are embedded, and a new snapshot is built.
+   are embedded, and the new snapshot is built on the serving one (only the lists the edits
+   touch are recomputed: ``storage.carry``);
+4. ``one percent changed, --rebuild-lists``: another 1 % edited, the snapshot built from
+   scratch (lexical refit, every list), as every batch did before: the peer of run 3;
+5. ``one new article``: a source with one new story (a follow-up of the seed case).
 
-Reports seconds, articles/s and the peak memory of each run (a separate process each).
+Reports seconds, articles/s, the peak memory of each run (a separate process each), and of
+the snapshot build: lists computed and carried over, seconds spent on lists.
 Writes benchmarks/results/reindex.json.
 
-``--engine ray`` runs the same three runs with ``recommender index --engine ray`` (a local Ray
+``--seed-cache FILE`` copies an embedding cache (``embeddings.sqlite`` of an index built with
+the same model, e.g. the test suite's kept ``ant-and-data.sqlite``) into the fresh index first:
+the cold run then measures indexing without the model's time.
+
+``--engine ray`` runs the same runs with ``recommender index --engine ray`` (a local Ray
 instance started by each run): its peak memory is sampled over the job's process and every
 Ray process (raylet, GCS, the embedding actors), which are not its children. Writes
 benchmarks/results/reindex-ray.json.
 
-    .venv/bin/python benchmarks/bench_reindex.py [--limit 5000] [--engine ray]
+    .venv/bin/python benchmarks/bench_reindex.py [--limit 5000] [--engine ray] \
+        [--model use-multilingual-v3 --seed-cache CACHE]
+
+    (CACHE: e.g. ~/.cache/recommender/test-embeddings/ant-and-data.sqlite, USE's ANT vectors)
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ import gzip
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,17 +54,28 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from machine import machine_info  # noqa: E402
 
 ANT = ROOT.parent / "shared" / "eval" / "ant-arabic-news.jsonl.gz"
+NEW_ARTICLE = {
+    "id": "bench-new-article",
+    "lang": "ar",
+    "published_at": "2020-08-20",
+    "title": "وزير الخارجية الألماني يبحث في طرابلس مذكرات التفاهم الأمنية مع تركيا",
+    "body": "بحث وزير الخارجية الألماني في طرابلس مع رئيس المجلس الرئاسي مذكرات التفاهم "
+    "الأمنية والعسكرية التي وقعتها ليبيا مع تركيا وقطر ومالطا.",
+}
 
 
-def write_source(source: Path, target: Path, limit: int | None, edit_every: int = 0) -> int:
-    """Copy ``limit`` records of ``source`` to ``target``; every ``edit_every``-th edited."""
+def write_source(
+    source: Path, target: Path, limit: int | None, edit_every: int = 0, edit_offset: int = 0
+) -> int:
+    """Copy ``limit`` records of ``source`` to ``target``; every ``edit_every``-th edited
+    (from record ``edit_offset`` on)."""
     opener = gzip.open if source.suffix == ".gz" else open
     count = 0
     with opener(source, "rt", encoding="utf-8") as read, open(target, "w", encoding="utf-8") as out:
         for line in read:
             if limit is not None and count >= limit:
                 break
-            if edit_every and count % edit_every == 0:
+            if edit_every and count % edit_every == edit_offset:
                 record = json.loads(line)
                 record["title"] = f"{record.get('title', '')} (تحديث)"
                 line = json.dumps(record, ensure_ascii=False) + "\n"
@@ -87,12 +111,14 @@ def _ray_pids() -> set[int]:
     return pids
 
 
-def run_index(source: Path, index_dir: Path, engine: str = "local") -> dict[str, Any]:
+def run_index(
+    source: Path, index_dir: Path, engine: str = "local", extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """One ``recommender index`` process; its summary, wall time and peak memory."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "recommender", "index", str(source), "--index-dir",
-         str(index_dir), "--quiet", "--max-rejects", "1000000", "--engine", engine],
+         str(index_dir), "--quiet", "--max-rejects", "1000000", "--engine", engine, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     peak_sampled = 0
@@ -125,6 +151,8 @@ def main() -> int:
     parser.add_argument("--source", type=Path, default=ANT)
     parser.add_argument("--limit", type=int, help="first N records only (default: all)")
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
+    parser.add_argument("--model", help="the model to index with (default: the default)")
+    parser.add_argument("--seed-cache", type=Path, help="an embedding cache to start from")
     parser.add_argument("--out", type=Path, help="default results/reindex[-ray].json")
     args = parser.parse_args()
     suffix = "-ray" if args.engine == "ray" else ""
@@ -136,12 +164,25 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         source, edited = Path(tmp) / "articles.jsonl", Path(tmp) / "edited.jsonl"
+        edited_again, new = Path(tmp) / "edited-again.jsonl", Path(tmp) / "new.jsonl"
         n = write_source(args.source, source, args.limit)
         write_source(args.source, edited, args.limit, edit_every=100)
+        write_source(args.source, edited_again, args.limit, edit_every=100, edit_offset=50)
+        new.write_text(json.dumps(NEW_ARTICLE, ensure_ascii=False) + "\n", encoding="utf-8")
         index_dir = Path(tmp) / "index"
-        for name, path in (("cold", source), ("unchanged", source),
-                           ("one percent changed", edited)):  # fmt: skip
-            result = run_index(path, index_dir, args.engine)
+        if args.seed_cache:
+            index_dir.mkdir()
+            shutil.copy(args.seed_cache, index_dir / "embeddings.sqlite")
+        model = ("--model", args.model) if args.model else ()
+        runs = [
+            ("cold", source, model),
+            ("unchanged", source, ()),
+            ("one percent changed", edited, ()),
+            ("one percent changed, --rebuild-lists", edited_again, ("--rebuild-lists",)),
+            ("one new article", new, ()),
+        ]
+        for name, path, extra in runs:
+            result = run_index(path, index_dir, args.engine, extra)
             summary = result["summary"]
             row = {
                 "run": name,
@@ -151,6 +192,10 @@ def main() -> int:
                 "snapshot_built": summary["snapshot_built"],
                 "seconds": result["seconds"],
                 "articles_per_s": round(n / result["seconds"], 1),
+                "lists_seconds": summary["lists_seconds"],
+                "lists_computed": summary["lists_computed"],
+                "lists_carried": summary["lists_carried"],
+                "built_on_serving": bool(summary["built_on"]),
                 "peak_rss_max_so_far_mb": round(result["peak_rss_max_so_far_kb"] / 1024, 1),
                 "engine": args.engine,
             }
@@ -164,9 +209,17 @@ def main() -> int:
             else sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
             for p in index_dir.iterdir()
         }
+    unchanged = rows[1]["seconds"]
     payload = {
-        "machine": machine_info(source=str(args.source), limit=args.limit, engine=args.engine),
+        "machine": machine_info(
+            source=str(args.source),
+            limit=args.limit,
+            engine=args.engine,
+            model=args.model,
+            seed_cache=str(args.seed_cache) if args.seed_cache else None,
+        ),
         "rows": rows,
+        "ratios_to_unchanged_rerun": {r["run"]: round(r["seconds"] / unchanged, 2) for r in rows},
         "index_dir_bytes": sizes,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -107,6 +107,8 @@ def test_a_corrupted_snapshot_falls_back_to_the_newest_good_one_then_heals(
         # an unchanged `index` run sees the damage and publishes a sound snapshot
         summary = index_sources(config, [str(SAMPLE), str(extra)], Embedder(model=model))
         assert summary.snapshot_built and summary.snapshot not in (good, damaged)
+        # never built on the damaged snapshot it replaces
+        assert summary.built_on == "" and "cannot serve" in summary.from_scratch_because
         wait_for(lambda: running.engine.snapshot.manifest.name == summary.snapshot)
         assert "german-fm-tripoli-visit" in related_ids(running.port)[:3]
     finally:

@@ -110,7 +110,8 @@ def carried_lexical(
         for key in fresh
     ]
     fresh_row = {key: len(labels) + i for i, key in enumerate(fresh)}
-    stacked = sp.vstack([old_matrix, base.lexical.transform(texts)]).tocsr()
+    stacked = sp.vstack([old_matrix, base.lexical.transform(texts)]) if texts else old_matrix
+    stacked = stacked.tocsr()
     matrix = stacked[[fresh_row[k] if k in fresh_row else old_row[k] for k in keys]]
     fresh_words = dict(zip(fresh, (ArticleWords.of(t) for t in texts), strict=True))
     words = WordTable.build(

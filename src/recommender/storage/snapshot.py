@@ -201,9 +201,12 @@ def _build_locked(
         files = [building / STORE_FILE, *index.save(building)]
         same = {"format_version": FORMAT_VERSION, "model": model, "text_recipe": text_recipe or {},
                 "list_depth": list_depth if extras else 0}  # fmt: skip
+        damage = snapshot_problem(base) if base is not None and base.is_dir() else None
         carried, why = carried_from(
-            base, building / STORE_FILE, manifest=same, index_spec=index.spec, count=len(ids)
-        )
+            None if damage else base, building / STORE_FILE, manifest=same,
+            index_spec=index.spec, count=len(ids),
+        )  # fmt: skip
+        why = f"it cannot serve ({damage})" if damage else why
         files += _build_lexical(building, ids, TextRecipe(**(text_recipe or {})), carried)
         manifest = Manifest(
             name=name,
