@@ -197,7 +197,7 @@ def test_lists_built_in_worker_processes_equal_the_in_process_build(
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("lists.*"))
     monkeypatch.setattr(listbuild, "PARALLEL_FROM", 10)  # the path large archives take
     files = listbuild.write_for_snapshot(target, LIST_DEPTH).files
-    assert len(files) == 8
+    assert len(files) == 10
     for file in files:
         if file.name != "lists.updated.npy":  # when each list was computed
             assert file.read_bytes() == (source / file.name).read_bytes(), file.name
@@ -305,3 +305,25 @@ def test_equal_scores_give_the_same_list_in_any_row_order_on_every_path(
     finally:
         for engine in (writer, stored, live):
             engine.close()
+
+
+def test_the_reverse_index_finds_exactly_the_lists_holding_a_story(sample_index, tmp_path):
+    import numpy as np
+
+    from recommender.lists.stored import StoredLists
+
+    source = sample_index / "snapshots" / (sample_index / "CURRENT").read_text().strip()
+    old_format = tmp_path / "old"  # a snapshot written before the reverse index
+    shutil.copytree(source, old_format, ignore=shutil.ignore_patterns("lists.held_*"))
+    labels = np.load(source / "labels.npy")
+    position = {int(key): row for row, key in enumerate(labels)}
+    rng = random.Random(3)
+    for directory in (source, old_format):
+        stored = StoredLists.load(directory, position)
+        assert stored is not None
+        for size in (1, 2, 5, 20):
+            wanted = np.array([*rng.sample(labels.tolist(), size), 12345], dtype=np.int64)
+            scanned = np.isin(stored.keys, wanted).any(axis=1)
+            scanned |= np.isin(stored.other, wanted).any(axis=1)
+            assert stored.holders(wanted).tolist() == np.flatnonzero(scanned).tolist()
+            assert len(stored.holders(wanted)) > 0

@@ -168,12 +168,9 @@ class ListTable:
         if not keys or self.stored is None:
             return set()
         wanted = np.fromiter(keys, dtype=np.int64, count=len(keys))
-        stored = self.stored
-        hit = np.isin(stored.keys, wanted).any(axis=1)
-        if stored.other.shape[1]:
-            hit |= np.isin(stored.other, wanted).any(axis=1)
+        rows = self.stored.holders(wanted)  # the reverse index: no scan of every list
         entries = self._entries
-        holders = {key for key in self._base_keys[hit].tolist() if key not in entries}
+        holders = {key for key in self._base_keys[rows].tolist() if key not in entries}
         for key in keys:
             holders |= self._held_by.get(key, set())
         return holders

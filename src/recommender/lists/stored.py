@@ -20,6 +20,10 @@ On disk (memory-mapped, checksummed with the rest of the snapshot), one row per 
     lists.card_offsets.npy  (n + 1,) int64      where each row's card lies in lists.cards.bin
     lists.cards.bin         each story as lists show it, once (``StoredList``)
     lists.updated.npy       (n,) float64        when the list's links last changed
+    lists.held_keys.npy     (m,) int64          every story a list holds, sorted (the reverse
+    lists.held_rows.npy     (m,) int32          index: which rows' lists hold a story, found
+                            by binary search; a write looks up the lists it changes in
+                            O(log m), not by scanning every list)
 
 ``listbuild`` computes them for a snapshot; ``freshness.ListTable`` keeps them current as
 articles are upserted and deleted.
@@ -45,6 +49,7 @@ from recommender.v1 import recommender_pb2 as pb
 
 LIST_DEPTH = PREFIX_DEPTH
 FILES = ("keys", "scores", "other", "spec_offsets", "card_offsets", "updated")
+HOLDER_FILES = ("held_keys", "held_rows")  # absent from snapshots written before them
 SPECS_FILE = "lists.specs.bin"
 CARDS_FILE = "lists.cards.bin"
 _NO_FILTERS = Filters()
@@ -189,6 +194,22 @@ class StoredLists:
         self.cards = cards
         self.position = position
         self.depth = int(self.keys.shape[1])
+        self._held: tuple[np.ndarray, np.ndarray] | None = None
+        if "held_keys" in arrays and "held_rows" in arrays:
+            self._held = arrays["held_keys"], arrays["held_rows"]
+
+    def holders(self, keys: np.ndarray) -> np.ndarray:
+        """The rows whose list (results or other languages) holds one of ``keys``, sorted."""
+        if self._held is None:  # a snapshot written before the reverse index: built once
+            self._held = holder_index(self.keys, self.other)
+        held_keys, held_rows = self._held
+        wanted = np.unique(np.asarray(keys, dtype=np.int64))
+        starts = np.searchsorted(held_keys, wanted, side="left")
+        ends = np.searchsorted(held_keys, wanted, side="right")
+        parts = [
+            held_rows[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True) if b > a
+        ]
+        return np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self.keys.shape[0])
@@ -266,7 +287,8 @@ class StoredLists:
         # plain ndarray views of the mappings: indexing a np.memmap costs microseconds each
         arrays = {
             name: np.load(directory / f"lists.{name}.npy", mmap_mode="r").view(np.ndarray)
-            for name in FILES
+            for name in (*FILES, *HOLDER_FILES)
+            if name in FILES or (directory / f"lists.{name}.npy").is_file()
         }
         return cls(arrays, _bytes(directory / SPECS_FILE), _bytes(directory / CARDS_FILE), position)
 
@@ -318,13 +340,29 @@ def save(
             card = cards.get(key, b"")  # a story in no list needs no card
             out.write(card)
             card_offsets[row + 1] = card_offsets[row] + len(card)
+    held_keys, held_rows = holder_index(keys, other)
     arrays: dict[str, np.ndarray] = {
         "keys": keys, "scores": scores, "other": other, "spec_offsets": spec_offsets,
-        "card_offsets": card_offsets, "updated": updated,
+        "card_offsets": card_offsets, "updated": updated, "held_keys": held_keys,
+        "held_rows": held_rows,
     }  # fmt: skip
     paths = []
-    for name in FILES:
+    for name in (*FILES, *HOLDER_FILES):
         path = directory / f"lists.{name}.npy"
         np.save(path, arrays[name])
         paths.append(path)
     return [*paths, directory / SPECS_FILE, directory / CARDS_FILE]
+
+
+def holder_index(keys: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(every story held, the row holding it), sorted by story then row: ``holders``."""
+    n = keys.shape[0]
+    flat = np.concatenate([keys.reshape(-1), other.reshape(-1)])
+    rows = np.concatenate([
+        np.repeat(np.arange(n, dtype=np.int32), keys.shape[1]),
+        np.repeat(np.arange(n, dtype=np.int32), other.shape[1]),
+    ])  # fmt: skip
+    present = flat >= 0
+    flat, rows = flat[present], rows[present]
+    order = np.lexsort((rows, flat))
+    return flat[order], rows[order]
