@@ -254,26 +254,11 @@ class LexicalModel:
 
         Each text may be given as its ``ArticleWords`` (``words_of``, a snapshot's table).
         """
-        query_words = query if isinstance(query, ArticleWords) else self.words_of(query)
-        candidate_words = (
-            candidate if isinstance(candidate, ArticleWords) else self.words_of(candidate)
-        )
-        shared = query_words.hashes
-        if not len(shared) or not len(candidate_words.hashes):
-            return []
-        shared = np.sort(shared)  # a few hundred words: sort and search beat np.isin here
-        found = np.searchsorted(shared, candidate_words.hashes).clip(max=len(shared) - 1)
-        positions = np.flatnonzero(shared[found] == candidate_words.hashes)
-        idf = self.word_idf[candidate_words.hashes[positions] % N_FEATURES]
-        # words in half the corpus or more explain nothing
-        telling = idf > np.float32(np.log(2.0) + 1)
-        positions, idf = positions[telling], idf[telling]
-        # rarest first; a stable sort keeps ties in the candidate's word order
-        if not len(positions):
-            return []
-        chosen = positions[np.argsort(-idf, kind="stable")[:limit]]
-        surfaces = candidate_words.surfaces()
-        return [surfaces[p] for p in chosen]
+        return self.key_terms_against(query).of(candidate, limit)
+
+    def key_terms_against(self, query: str | ArticleWords) -> KeyTerms:
+        """``key_terms`` of one query against many candidates (its words sorted once)."""
+        return KeyTerms(self, query if isinstance(query, ArticleWords) else self.words_of(query))
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -297,3 +282,36 @@ class LexicalModel:
         """The model alone (its idf arrays), without the corpus matrix."""
         with np.load(directory / "lexical_idf.npz") as data:
             return cls(data["char_idf"], data["word_idf"], int(data["n"]))
+
+
+# words in half the corpus or more explain nothing: idf = log((1 + n) / (1 + df)) + 1
+_TELLING_IDF = np.float32(np.log(2.0) + 1)
+
+
+class KeyTerms:
+    """The key terms of candidates against one query: ``LexicalModel.key_terms``."""
+
+    def __init__(self, model: LexicalModel, query: ArticleWords) -> None:
+        self._word_idf = model.word_idf
+        # a few hundred words: sort once, then search (beats np.isin per candidate)
+        self._shared = np.sort(query.hashes)
+
+    def of(self, candidate: str | ArticleWords, limit: int = 5) -> list[str]:
+        """Words the candidate shares with the query, rarest first, as the candidate writes
+        them (ties in the candidate's word order)."""
+        words = (
+            candidate if isinstance(candidate, ArticleWords) else LexicalModel.words_of(candidate)
+        )
+        shared = self._shared
+        if not len(shared) or not len(words.hashes):
+            return []
+        found = np.minimum(np.searchsorted(shared, words.hashes), len(shared) - 1)
+        positions = np.flatnonzero(shared[found] == words.hashes)
+        idf = self._word_idf[words.hashes[positions] % N_FEATURES]
+        telling = idf > _TELLING_IDF
+        positions, idf = positions[telling], idf[telling]
+        if not len(positions):
+            return []
+        chosen = positions[np.argsort(-idf, kind="stable")[:limit]]
+        surfaces = words.surfaces()
+        return [surfaces[p] for p in chosen]

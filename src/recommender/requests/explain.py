@@ -126,6 +126,7 @@ def build_response(
         query_words = space.words(query.text_key, query_article)
     else:
         query_words = space.lexical_model.words_of(query.text)
+    key_terms = space.lexical_model.key_terms_against(query_words)
 
     def item(position: int) -> RelatedItem | None:
         article = articles.get(keys[position])
@@ -138,7 +139,7 @@ def build_response(
             article=dataclasses.replace(article, body=""),
             dense_score=float(pool.dense[position]),
             lexical_score=float(pool.lexical[position]),
-            key_terms=tuple(space.lexical_model.key_terms(query_words, words)),
+            key_terms=tuple(key_terms.of(words)),
             relation=time_relation(float(pool.published_ts[position]), query.reference_ts),
             folded=ranked.folded.get(position, 0),
         )
