@@ -57,7 +57,7 @@ ANT = ROOT.parent / "shared" / "eval" / "ant-arabic-news.jsonl.gz"
 NEW_ARTICLE = {
     "id": "bench-new-article",
     "lang": "ar",
-    "published_at": "2020-08-20",
+    "published_at": "2018-06-15",  # within ANT's year, so recency lets it into lists
     "title": "وزير الخارجية الألماني يبحث في طرابلس مذكرات التفاهم الأمنية مع تركيا",
     "body": "بحث وزير الخارجية الألماني في طرابلس مع رئيس المجلس الرئاسي مذكرات التفاهم "
     "الأمنية والعسكرية التي وقعتها ليبيا مع تركيا وقطر ومالطا.",
@@ -153,6 +153,9 @@ def main() -> int:
     parser.add_argument("--engine", choices=("local", "ray"), default="local")
     parser.add_argument("--model", help="the model to index with (default: the default)")
     parser.add_argument("--seed-cache", type=Path, help="an embedding cache to start from")
+    parser.add_argument(
+        "--runs", help="comma-separated names of the runs after cold and unchanged (default: all)"
+    )
     parser.add_argument("--out", type=Path, help="default results/reindex[-ray].json")
     args = parser.parse_args()
     suffix = "-ray" if args.engine == "ray" else ""
@@ -181,6 +184,9 @@ def main() -> int:
             ("one percent changed, --rebuild-lists", edited_again, ("--rebuild-lists",)),
             ("one new article", new, ()),
         ]
+        if args.runs:
+            wanted = {"cold", "unchanged", *args.runs.split(",")}
+            runs = [run for run in runs if run[0] in wanted]
         for name, path, extra in runs:
             result = run_index(path, index_dir, args.engine, extra)
             summary = result["summary"]
