@@ -68,6 +68,12 @@ def test_bench_reindex_reports_cold_unchanged_and_incremental_runs(tmp_path):
     edited = (articles + 99) // 100
     assert rows["one percent changed"]["embedded"] == edited
     assert rows["one percent changed"]["snapshot_built"]
+    # built on the serving snapshot; its peer built from scratch computes every list
+    assert rows["one percent changed"]["built_on_serving"]
+    rebuilt = rows["one percent changed, --rebuild-lists"]
+    assert not rebuilt["built_on_serving"] and rebuilt["lists_computed"] == articles
+    assert rows["one new article"]["built_on_serving"]
+    assert rows["one new article"]["lists_carried"] > 0
     assert all(row["articles_per_s"] > 0 for row in rows.values())
 
 
