@@ -15,7 +15,6 @@ everything on ``index --rebuild-lists``.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,12 +83,11 @@ def carried_from(
 
 def _content_hashes(path: Path) -> dict[int, str]:
     """Every article's content hash in a store copy, by int id."""
-    uri = f"file:{path}?mode=ro"
-    connection = sqlite3.connect(uri, uri=True)
+    store = ArticleStore(path, read_only=True)
     try:
-        return dict(connection.execute("SELECT int_id, content_hash FROM articles"))
+        return store.content_hashes_by_key()
     finally:
-        connection.close()
+        store.close()
 
 
 def carried_lexical(

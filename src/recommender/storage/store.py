@@ -102,6 +102,11 @@ class ArticleStore:
         sql = "SELECT id, content_hash FROM articles WHERE id IN ({})"
         return dict(self._select_in(sql, article_ids))
 
+    def content_hashes_by_key(self) -> dict[int, str]:
+        """Every article's content hash, by int id."""
+        with self._lock:
+            return dict(self._conn.execute("SELECT int_id, content_hash FROM articles"))
+
     def ids_with_vector(self, model: str, article_ids: Sequence[str]) -> set[str]:
         """Which of these ids have a vector for ``model``."""
         sql = (
