@@ -170,8 +170,15 @@ def index_sources(
                 + "; the serving snapshot, if any, is unchanged",
                 field="source",
             )
-        if config.rebuild_lists or _needs_snapshot(
-            root, store, counting.identity, config.index_type, config.list_depth
+        serving = _serving_dir(root)
+        # checked once: it decides both whether to build and whether to build on it
+        damage = snapshot_problem(serving) if serving is not None else None
+        no_base = "--rebuild-lists" if config.rebuild_lists else ""
+        no_base = f"it cannot serve ({damage})" if damage and not no_base else no_base
+        if (
+            config.rebuild_lists
+            or damage
+            or _needs_snapshot(root, store, counting.identity, config.index_type, config.list_depth)
         ):
             manifest = build_snapshot(
                 root,
@@ -184,13 +191,12 @@ def index_sources(
                 keep=config.keep_snapshots,
                 list_depth=config.list_depth,
                 extras=_lists_builder(root, config, summary) if config.list_depth else None,
-                base=None if config.rebuild_lists else _serving_dir(root),
+                base=None if no_base else serving,
+                no_base_because=no_base,
             )
             summary.snapshot, summary.snapshot_built = manifest.name, True
             summary.built_on = manifest.carried_from
-            summary.from_scratch_because = (
-                "--rebuild-lists" if config.rebuild_lists else manifest.from_scratch_because
-            )
+            summary.from_scratch_because = manifest.from_scratch_because
         else:
             summary.snapshot = current_name(root)
     finally:
@@ -247,6 +253,7 @@ def _lists_builder(
 def _needs_snapshot(
     root: Path, store: ArticleStore, model: str, index_type: str, list_depth: int
 ) -> bool:
+    """Whether the serving snapshot (checked sound by the caller) is out of date."""
     name = current_name(root)
     if name is None:
         return True
@@ -254,8 +261,6 @@ def _needs_snapshot(
         manifest: Manifest = read_manifest(root / "snapshots" / name)
     except Exception:
         return True
-    if snapshot_problem(root / "snapshots" / name) is not None:
-        return True  # the serving snapshot is damaged: publish a sound one even if unchanged
     same_type = index_type == "auto" or index_type == manifest.index_type
     return (
         manifest.store_seq != store.seq

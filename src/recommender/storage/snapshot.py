@@ -140,14 +140,16 @@ def build_snapshot(
     list_depth: int = 0,
     extras: Callable[[Path, Carried | None], list[Path]] | None = None,
     base: Path | None = None,
+    no_base_because: str = "",
 ) -> Manifest:
     """Build a complete snapshot from the working store and publish it atomically.
 
     ``extras`` adds files computed from the built snapshot (the related lists): it gets the
     snapshot's directory, readable with ``open_snapshot(path, verify=False)``, and what it is
     built on (``carry``), and returns the files it wrote, which are checksummed with the rest.
-    ``base``, the serving snapshot's directory, is built on when it was built the same way
-    (``carry.carried_from``); None builds everything from scratch.
+    ``base``, the serving snapshot's directory (sound: the caller checked it), is built on
+    when it was built the same way (``carry.carried_from``); None builds everything from
+    scratch, for the reason ``no_base_because`` (recorded in the manifest).
     """
     root = Path(index_dir)
     snapshots = root / SNAPSHOTS_DIR
@@ -161,7 +163,8 @@ def build_snapshot(
         return _build_locked(root, store, model=model, model_name=model_name,
                              dimension=dimension, index_type=index_type,
                              text_recipe=text_recipe, keep=keep, list_depth=list_depth,
-                             extras=extras, base=base)  # fmt: skip
+                             extras=extras, base=base,
+                             no_base_because=no_base_because)  # fmt: skip
 
 
 def _build_locked(
@@ -177,6 +180,7 @@ def _build_locked(
     list_depth: int,
     extras: Callable[[Path, Carried | None], list[Path]] | None,
     base: Path | None,
+    no_base_because: str,
 ) -> Manifest:
     started = time.perf_counter()
     snapshots = root / SNAPSHOTS_DIR
@@ -201,12 +205,10 @@ def _build_locked(
         files = [building / STORE_FILE, *index.save(building)]
         same = {"format_version": FORMAT_VERSION, "model": model, "text_recipe": text_recipe or {},
                 "list_depth": list_depth if extras else 0}  # fmt: skip
-        damage = snapshot_problem(base) if base is not None and base.is_dir() else None
         carried, why = carried_from(
-            None if damage else base, building / STORE_FILE, manifest=same,
-            index_spec=index.spec, count=len(ids),
-        )  # fmt: skip
-        why = f"it cannot serve ({damage})" if damage else why
+            base, building / STORE_FILE, manifest=same, index_spec=index.spec, count=len(ids)
+        )
+        why = no_base_because if base is None and no_base_because else why
         files += _build_lexical(building, ids, TextRecipe(**(text_recipe or {})), carried)
         manifest = Manifest(
             name=name,
