@@ -11,13 +11,13 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import listening_lines, listening_port
+from conftest import SAMPLE, listening_lines, listening_port
 
 from recommender.client import RecommenderClient
 from recommender.config import ServerConfig
 from recommender.embedding import Embedder
 from recommender.engine import Engine
-from recommender.service.httpjson import message_json
+from recommender.service.httpjson import message_json, related_json
 from recommender.service.server import create_server
 from recommender.v1 import recommender_pb2 as pb
 
@@ -100,6 +100,49 @@ def test_related_by_id_equals_the_grpc_answer_and_ranks_tripoli_above_wuhan(serv
     assert status == 200 and body == message_json(expected)
     assert body["results"] and {item["lang"] for item in body["results"]} <= {"en", "fr"}
     assert "libya-memoranda-en" not in [item["id"] for item in body["results"]]
+
+
+def raw(base: str, path: str) -> bytes:
+    with urllib.request.urlopen(base + path, timeout=60) as response:
+        return bytes(response.read())
+
+
+def previous_writer(message: pb.RelatedResponse) -> bytes:
+    """How the HTTP API wrote an answer before stored lists kept JSON pieces (the same dict
+    as ``message_json``, keys in field order)."""
+    written = related_json(message)
+    assert written == message_json(message)
+    return json.dumps(written, ensure_ascii=False).encode("utf-8")
+
+
+def test_page_views_are_byte_identical_to_the_protobuf_answer_written_as_json(
+    server, grpc_client
+):
+    running, base = server
+    ids = [json.loads(line)["id"] for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    assert len(ids) == 91
+    for article_id in ids:
+        for k in (1, 10, 30):
+            got = raw(base, f"/v1/articles/{article_id}/related?k={k}")
+            assert got == previous_writer(grpc_client.related(article_id=article_id, k=k)), (
+                article_id,
+                k,
+            )
+    # a list recomputed after a write answers from its new JSON pieces, identical too
+    auth = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    article = {"id": "http-bytes-libya", "title": "Turkish officers start training Libyan forces",
+               "lang": "en", "published_at": "2020-09-02T10:00:00+00:00"}  # fmt: skip
+    before = raw(base, f"/v1/articles/{SEED}/related?k=10")
+    assert call(base, "/v1/articles", "POST", {"articles": [article]}, headers=auth)[0] == 200
+    assert running.engine.wait_for_lists()
+    got = raw(base, f"/v1/articles/{SEED}/related?k=10")
+    assert got != before  # listed or folded into its near-copy: the list was recomputed
+    assert got == previous_writer(grpc_client.related(article_id=SEED, k=10))
+    assert call(base, "/v1/articles/http-bytes-libya", "DELETE", headers=auth)[0] == 200
+    assert running.engine.wait_for_lists()
+    got = raw(base, f"/v1/articles/{SEED}/related?k=10")
+    assert b"http-bytes-libya" not in got
+    assert got == previous_writer(grpc_client.related(article_id=SEED, k=10))
 
 
 def test_text_examples_recommend_article_and_stats_equal_grpc(server, grpc_client):

@@ -197,7 +197,7 @@ def test_lists_built_in_worker_processes_equal_the_in_process_build(
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("lists.*"))
     monkeypatch.setattr(listbuild, "PARALLEL_FROM", 10)  # the path large archives take
     files = listbuild.write_for_snapshot(target, LIST_DEPTH).files
-    assert len(files) == 10
+    assert len(files) == 14
     for file in files:
         if file.name != "lists.updated.npy":  # when each list was computed
             assert file.read_bytes() == (source / file.name).read_bytes(), file.name
@@ -327,3 +327,35 @@ def test_the_reverse_index_finds_exactly_the_lists_holding_a_story(sample_index,
             scanned |= np.isin(stored.other, wanted).any(axis=1)
             assert stored.holders(wanted).tolist() == np.flatnonzero(scanned).tolist()
             assert len(stored.holders(wanted)) > 0
+
+
+def test_json_pieces_join_to_the_entry_and_are_derived_for_older_snapshots(
+    sample_index, tmp_path
+):
+    import numpy as np
+
+    from recommender.lists import jsonwire
+    from recommender.lists.files import save
+    from recommender.lists.stored import StoredLists
+
+    source = sample_index / "snapshots" / (sample_index / "CURRENT").read_text().strip()
+    old_format = tmp_path / "old"  # a snapshot written before the JSON pieces
+    shutil.copytree(source, old_format, ignore=shutil.ignore_patterns("lists.*json*"))
+    labels = np.load(source / "labels.npy")
+    position = {int(key): row for row, key in enumerate(labels)}
+    new, old = StoredLists.load(source, position), StoredLists.load(old_format, position)
+    assert new is not None and old is not None
+    tail = jsonwire.snapshot_tail("s")
+    entries = []
+    for row in range(len(new)):
+        entry, derived = new.entry(row), old.entry(row)
+        assert entry.card_json == derived.card_json and entry.spec_json == derived.spec_json
+        for k in (1, 5, LIST_DEPTH):
+            assert new.json(row, k, tail) == entry.json(k, tail) == derived.json(k, tail)
+        assert old.json(row, 10, tail) is None  # the HTTP API writes the protobuf as JSON
+        entries.append(derived)
+    # a snapshot built on an older one writes the pieces it derived: the same files
+    rewritten = tmp_path / "rewritten"
+    rewritten.mkdir()
+    for path in save(rewritten, entries, labels, new.depth):
+        assert path.read_bytes() == (source / path.name).read_bytes(), path.name

@@ -202,14 +202,16 @@ class Engine:
         return response
 
     def related_encoded(
-        self, article_id: str, k: int, filters: Filters, options: RankingOptions
+        self, article_id: str, k: int, filters: Filters, options: RankingOptions, json: bool = False
     ) -> bytes | None:
         """The serialised ``RelatedResponse`` for an article id when its stored list answers
-        the request (the service sends these bytes as they are); None: call ``related``."""
+        the request (the service sends these bytes as they are), written as JSON with ``json``
+        (None there also when the snapshot has no JSON pieces); None: call ``related``."""
         if not self._answerable(k, filters, options):
             return None
         self.live.catch_up_if_behind()
-        return self.live.lists.encoded(int_id(article_id), k)
+        lists = self.live.lists
+        return (lists.json if json else lists.encoded)(int_id(article_id), k)
 
     def _stored_list(
         self, article_id: str, k: int, filters: Filters, options: RankingOptions

@@ -6,6 +6,7 @@ May import ``requests`` and everything below it, and the generated protobuf mess
 (``recommender.v1.recommender_pb2``); never the adapters (``service``, ``cli``).
 """
 
+from recommender.lists.files import save
 from recommender.lists.stored import (
     LIST_DEPTH,
     StoredList,
@@ -13,7 +14,6 @@ from recommender.lists.stored import (
     compute,
     default_answer,
     encode,
-    save,
     snapshot_field,
 )
 

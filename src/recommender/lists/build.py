@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from recommender.lists.files import save
 from recommender.lists.freshness import ListTable
-from recommender.lists.stored import LIST_DEPTH, StoredList, StoredLists, compute, save
+from recommender.lists.stored import LIST_DEPTH, StoredList, StoredLists, compute
 from recommender.rowspace.space import RowSpace
 from recommender.runtime import set_threads
 from recommender.storage.carry import Carried

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from recommender.lists import jsonwire
 from recommender.lists.stored import StoredList, StoredLists, compute, snapshot_field
 from recommender.ranking import Filters, calibrated, recency_factor, relevance
 from recommender.requests import candidates, queries
@@ -46,6 +47,7 @@ class ListTable:
         self.stored = stored if space is not None else None
         self.depth = self.stored.depth if self.stored is not None else 0
         self.snapshot_field = snapshot_field(snapshot_name)
+        self.json_tail = jsonwire.snapshot_tail(snapshot_name)
         # the snapshot's rows: its plain dict (``word_rows``, never mutated), not the layered
         # ``row_of``, since every lookup reads it
         self._base_row: Mapping[int, int] = space.word_rows if space is not None else {}
@@ -85,6 +87,19 @@ class ListTable:
             return None
         row = self._base_row.get(key)
         return self.stored.encoded(row, k, self.snapshot_field) if row is not None else None
+
+    def json(self, key: int, k: int) -> bytes | None:
+        """``encoded``'s answer written as JSON, from the lists' JSON pieces; None: rank it
+        live, or the snapshot has no JSON pieces (write ``encoded`` as JSON then)."""
+        if key in self._dirty or self.stored is None:
+            return None
+        entry = self._entries.get(key)
+        if entry is not None:
+            return entry.json(k, self.json_tail)
+        if key in self._removed:
+            return None
+        row = self._base_row.get(key)
+        return self.stored.json(row, k, self.json_tail) if row is not None else None
 
     def _current(self, key: int) -> StoredList | None:
         """The list as last computed, marked or not."""

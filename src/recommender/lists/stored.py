@@ -24,6 +24,13 @@ On disk (memory-mapped, checksummed with the rest of the snapshot), one row per 
     lists.held_rows.npy     (m,) int32          index: which rows' lists hold a story, found
                             by binary search; a write looks up the lists it changes in
                             O(log m), not by scanning every list)
+    lists.specs.json.bin    each item's JSON pieces (``jsonwire``: score, rest), as the specs
+    lists.spec_json_offsets.npy  (n, 2 (depth + width) + 1) int64: two pieces per slot
+    lists.cards.json.bin    each story's JSON pieces (head, middle), as the cards
+    lists.card_json_offsets.npy  (2 n + 1,) int64: two pieces per row
+
+The JSON pieces let the HTTP API answer a page view by joining bytes too (``json``); a
+snapshot written before them derives them from the protobuf halves when a list is read.
 
 ``listbuild`` computes them for a snapshot; ``freshness.ListTable`` keeps them current as
 articles are upserted and deleted.
@@ -33,25 +40,32 @@ from __future__ import annotations
 
 import mmap
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from recommender.lists import wire
+from recommender.lists import jsonwire, wire
+from recommender.lists.files import (
+    CARDS_FILE,
+    CARDS_JSON_FILE,
+    FILES,
+    HOLDER_FILES,
+    JSON_FILES,
+    SPECS_FILE,
+    SPECS_JSON_FILE,
+    holder_index,
+    mapped_bytes,
+)
 from recommender.ranking import PREFIX_DEPTH, Filters
 from recommender.requests import candidates, queries
-from recommender.requests.explain import RelatedItem, RelatedResponse, build_response
+from recommender.requests.explain import RelatedResponse, build_response
 from recommender.rowspace.space import RowSpace
 from recommender.storage.schema import int_id
 from recommender.v1 import recommender_pb2 as pb
 
 LIST_DEPTH = PREFIX_DEPTH
-FILES = ("keys", "scores", "other", "spec_offsets", "card_offsets", "updated")
-HOLDER_FILES = ("held_keys", "held_rows")  # absent from snapshots written before them
-SPECS_FILE = "lists.specs.bin"
-CARDS_FILE = "lists.cards.bin"
 _NO_FILTERS = Filters()
 _RESULTS, _OTHER = b"\x0a", b"\x12"  # RelatedResponse fields 1 and 2, length-delimited
 
@@ -65,6 +79,7 @@ class StoredList:
     date, source, section; the same in every list that holds the story, so stored once per
     story) and its ``spec`` (why it is related here: scores, key terms, relation, folded).
     Protobuf lets a message's fields come in any order, so ``card + spec`` is the item.
+    ``card_json`` and ``spec_json`` are the same halves as JSON pieces (``jsonwire``).
     """
 
     keys: np.ndarray  # int64, results' int ids, best first
@@ -73,6 +88,8 @@ class StoredList:
     cards: tuple[bytes, ...]
     specs: tuple[bytes, ...]
     updated: float
+    card_json: tuple[tuple[bytes, bytes], ...]
+    spec_json: tuple[tuple[bytes, bytes], ...]
 
     def encoded(self, k: int, snapshot_field: bytes) -> bytes:
         """A serialised ``RelatedResponse`` with the first ``k`` results (k <= depth)."""
@@ -82,6 +99,15 @@ class StoredList:
             _item(_OTHER, self.cards[i], self.specs[i]) for i in range(count, len(self.cards))
         ]
         return b"".join(parts) + snapshot_field
+
+    def json(self, k: int, tail: bytes) -> bytes:
+        """The same answer as JSON (``jsonwire.snapshot_tail`` closes it)."""
+        count = len(self.keys)
+        pieces = [
+            (head, score, middle, rest)
+            for (head, middle), (score, rest) in zip(self.card_json, self.spec_json, strict=True)
+        ]
+        return jsonwire.answer(pieces[: min(k, count)], pieces[count:], tail)
 
     def response(self, k: int) -> RelatedResponse:
         """The same answer as domain objects (local callers: the CLI, batch jobs)."""
@@ -139,7 +165,8 @@ def default_answer(space: RowSpace, key: int, depth: int) -> RelatedResponse:
 def encode(response: RelatedResponse, updated: float) -> StoredList:
     """A response as a stored list (cards and specs of its items, see ``StoredList``)."""
     items = [*response.results, *response.other_languages]
-    halves = [_halves(item) for item in items]
+    messages = [wire.item_to_pb(item) for item in items]
+    halves = [_halves(message) for message in messages]
     return StoredList(
         keys=np.array([int_id(item.id) for item in response.results], dtype=np.int64),
         scores=np.array([item.score for item in response.results], dtype=np.float32),
@@ -147,18 +174,21 @@ def encode(response: RelatedResponse, updated: float) -> StoredList:
         cards=tuple(card for card, _ in halves),
         specs=tuple(spec for _, spec in halves),
         updated=updated,
+        card_json=tuple(jsonwire.card_pieces(message) for message in messages),
+        spec_json=tuple(jsonwire.spec_pieces(message) for message in messages),
     )
 
 
-def _halves(item: RelatedItem) -> tuple[bytes, bytes]:
-    message = wire.item_to_pb(item)
-    card = pb.RelatedItem(
-        id=message.id, title=message.title, url=message.url, lang=message.lang,
-        published_at=message.published_at, source=message.source, section=message.section,
-    )  # fmt: skip
-    for name in ("id", "title", "url", "lang", "published_at", "source", "section"):
-        message.ClearField(name)
-    return card.SerializeToString(), message.SerializeToString()
+_CARD_FIELDS = ("id", "title", "url", "lang", "published_at", "source", "section")
+
+
+def _halves(item: pb.RelatedItem) -> tuple[bytes, bytes]:
+    card = pb.RelatedItem(**{name: getattr(item, name) for name in _CARD_FIELDS})
+    spec = pb.RelatedItem()
+    spec.CopyFrom(item)
+    for name in _CARD_FIELDS:
+        spec.ClearField(name)
+    return card.SerializeToString(), spec.SerializeToString()
 
 
 def compute(space: RowSpace, key: int, depth: int = LIST_DEPTH) -> StoredList:
@@ -181,6 +211,7 @@ class StoredLists:
         specs: bytes | mmap.mmap,
         cards: bytes | mmap.mmap,
         position: Mapping[int, int],
+        json_blobs: tuple[bytes | mmap.mmap, bytes | mmap.mmap] | None = None,
     ) -> None:
         self.keys = arrays["keys"]
         self.scores = arrays["scores"]
@@ -197,6 +228,13 @@ class StoredLists:
         self._held: tuple[np.ndarray, np.ndarray] | None = None
         if "held_keys" in arrays and "held_rows" in arrays:
             self._held = arrays["held_keys"], arrays["held_rows"]
+        # (spec pieces, their offsets, card pieces, their bounds); None: written before them
+        self._json: tuple[bytes | mmap.mmap, np.ndarray, bytes | mmap.mmap, memoryview] | None
+        self._json = None
+        if json_blobs is not None:
+            card_json_offsets = np.ascontiguousarray(arrays["card_json_offsets"], dtype=np.int64)
+            self._json = (json_blobs[0], arrays["spec_json_offsets"], json_blobs[1],
+                          memoryview(card_json_offsets.data))  # fmt: skip
 
     def holders(self, keys: np.ndarray) -> np.ndarray:
         """The rows whose list (results or other languages) holds one of ``keys``, sorted."""
@@ -243,14 +281,58 @@ class StoredLists:
         keys = self.keys[row]
         count = int((keys >= 0).sum())
         other = self.other[row]
+        cards = tuple(card for _, card, _ in items)
+        specs = tuple(spec for _, _, spec in items)
+        if self._json is not None:
+            pieces = self._json_items(row, self.depth)
+            card_json = tuple((head, middle) for head, _, middle, _ in pieces)
+            spec_json = tuple((score, rest) for _, score, _, rest in pieces)
+        else:  # a snapshot written before the JSON pieces: derived from the protobuf halves
+            messages = [pb.RelatedItem.FromString(card + spec) for card, spec in zip(
+                cards, specs, strict=True)]  # fmt: skip
+            card_json = tuple(jsonwire.card_pieces(message) for message in messages)
+            spec_json = tuple(jsonwire.spec_pieces(message) for message in messages)
         return StoredList(
             keys=np.asarray(keys[:count]),
             scores=np.asarray(self.scores[row, :count]),
             other=np.asarray(other[other >= 0]),
-            cards=tuple(card for _, card, _ in items),
-            specs=tuple(spec for _, _, spec in items),
+            cards=cards,
+            specs=specs,
             updated=float(self.updated[row]),
+            card_json=card_json,
+            spec_json=spec_json,
         )
+
+    def json(self, row: int, k: int, tail: bytes) -> bytes | None:
+        """``entry(row).json(k, tail)`` joined from the mapped JSON pieces (None: the
+        snapshot was written without them; write the protobuf answer as JSON instead)."""
+        if self._json is None:
+            return None
+        items = self._json_items(row, k)
+        results = items[: int((self.keys[row, :k] >= 0).sum())]
+        return jsonwire.answer(results, items[len(results) :], tail)
+
+    def _json_items(self, row: int, k: int) -> list[tuple[bytes, bytes, bytes, bytes]]:
+        """(head, score, middle, rest) of the first ``k`` results and the other-language
+        group: one flat loop over plain ints and bytes, as ``encoded``."""
+        assert self._json is not None
+        specs, spec_offsets, cards, bounds = self._json
+        depth, position = self.depth, self.position
+        offsets = spec_offsets[row].tolist()
+        keys = self.keys[row, : min(k, depth)].tolist()
+        items = []
+        for slot, key in [*enumerate(keys), *enumerate(self.other[row].tolist(), start=depth)]:
+            if key < 0:
+                continue
+            card = 2 * position[key]
+            piece = 2 * slot
+            items.append((
+                cards[bounds[card] : bounds[card + 1]],
+                specs[offsets[piece] : offsets[piece + 1]],
+                cards[bounds[card + 1] : bounds[card + 2]],
+                specs[offsets[piece + 1] : offsets[piece + 2]],
+            ))  # fmt: skip
+        return items
 
     def encoded(self, row: int, k: int, snapshot_field: bytes) -> bytes:
         """``entry(row).encoded(k, snapshot_field)`` without building the entry: slices of
@@ -287,82 +369,12 @@ class StoredLists:
         # plain ndarray views of the mappings: indexing a np.memmap costs microseconds each
         arrays = {
             name: np.load(directory / f"lists.{name}.npy", mmap_mode="r").view(np.ndarray)
-            for name in (*FILES, *HOLDER_FILES)
+            for name in (*FILES, *HOLDER_FILES, *JSON_FILES)
             if name in FILES or (directory / f"lists.{name}.npy").is_file()
         }
-        return cls(arrays, _bytes(directory / SPECS_FILE), _bytes(directory / CARDS_FILE), position)
-
-
-def _bytes(path: Path) -> bytes | mmap.mmap:
-    """A file mapped read-only (slices are bytes); a zero-length file cannot be mapped."""
-    with path.open("rb") as handle:
-        if not path.stat().st_size:
-            return b""
-        return mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-
-
-def save(
-    directory: Path, entries: Sequence[StoredList], row_keys: np.ndarray, depth: int
-) -> list[Path]:
-    """Write the lists of every snapshot row (in row order; ``row_keys`` the rows' int ids)
-    as ``StoredLists`` reads them: each story's card once, in its row."""
-    n = len(entries)
-    width = max((len(e.other) for e in entries), default=0)
-    keys = np.full((n, depth), -1, dtype=np.int64)
-    scores = np.zeros((n, depth), dtype=np.float32)
-    other = np.full((n, width), -1, dtype=np.int64)
-    spec_offsets = np.zeros((n, depth + width + 1), dtype=np.int64)
-    updated = np.zeros(n, dtype=np.float64)
-    cards: dict[int, bytes] = {}
-    position = 0
-    with (directory / SPECS_FILE).open("wb") as specs:
-        for row, entry in enumerate(entries):
-            count, others = len(entry.keys), len(entry.other)
-            keys[row, :count] = entry.keys
-            scores[row, :count] = entry.scores
-            other[row, :others] = entry.other
-            slots = [*range(count), *range(depth, depth + others)]
-            by_slot = dict(zip(slots, entry.specs, strict=True))
-            spec_offsets[row, 0] = position
-            for slot in range(depth + width):  # an empty slot ends where the one before does
-                spec = by_slot.get(slot)
-                if spec is not None:
-                    specs.write(spec)
-                    position += len(spec)
-                spec_offsets[row, slot + 1] = position
-            for key, card in zip([*entry.keys.tolist(), *entry.other.tolist()], entry.cards,
-                                 strict=True):  # fmt: skip
-                cards.setdefault(key, card)
-            updated[row] = entry.updated
-    card_offsets = np.zeros(n + 1, dtype=np.int64)
-    with (directory / CARDS_FILE).open("wb") as out:
-        for row, key in enumerate(row_keys.tolist()):
-            card = cards.get(key, b"")  # a story in no list needs no card
-            out.write(card)
-            card_offsets[row + 1] = card_offsets[row] + len(card)
-    held_keys, held_rows = holder_index(keys, other)
-    arrays: dict[str, np.ndarray] = {
-        "keys": keys, "scores": scores, "other": other, "spec_offsets": spec_offsets,
-        "card_offsets": card_offsets, "updated": updated, "held_keys": held_keys,
-        "held_rows": held_rows,
-    }  # fmt: skip
-    paths = []
-    for name in (*FILES, *HOLDER_FILES):
-        path = directory / f"lists.{name}.npy"
-        np.save(path, arrays[name])
-        paths.append(path)
-    return [*paths, directory / SPECS_FILE, directory / CARDS_FILE]
-
-
-def holder_index(keys: np.ndarray, other: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(every story held, the row holding it), sorted by story then row: ``holders``."""
-    n = keys.shape[0]
-    flat = np.concatenate([keys.reshape(-1), other.reshape(-1)])
-    rows = np.concatenate([
-        np.repeat(np.arange(n, dtype=np.int32), keys.shape[1]),
-        np.repeat(np.arange(n, dtype=np.int32), other.shape[1]),
-    ])  # fmt: skip
-    present = flat >= 0
-    flat, rows = flat[present], rows[present]
-    order = np.lexsort((rows, flat))
-    return flat[order], rows[order]
+        json_blobs = None
+        if all(name in arrays for name in JSON_FILES):
+            json_blobs = (mapped_bytes(directory / SPECS_JSON_FILE),
+                          mapped_bytes(directory / CARDS_JSON_FILE))  # fmt: skip
+        specs, cards = mapped_bytes(directory / SPECS_FILE), mapped_bytes(directory / CARDS_FILE)
+        return cls(arrays, specs, cards, position, json_blobs)

@@ -83,9 +83,10 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         )
         return convert.response_to_pb(response, self._snapshot_name())
 
-    def stored_answer(self, request: pb.RelatedRequest) -> bytes | None:
-        """A stored list's serialised answer to a ``Related`` by id, or None when the request
-        must rank live (other filters or options, k > the lists' depth, no list)."""
+    def stored_answer(self, request: pb.RelatedRequest, json: bool = False) -> bytes | None:
+        """A stored list's serialised answer to a ``Related`` by id (as JSON with ``json``),
+        or None when the request must rank live (other filters or options, k > the lists'
+        depth, no list) or, for JSON, the snapshot has no JSON pieces."""
         if request.WhichOneof("query") != "article_id":
             return None
         filters = (
@@ -96,7 +97,9 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             if request.HasField("options")
             else DEFAULT_OPTIONS
         )
-        return self.engine.related_encoded(request.article_id, request.k, filters, options)
+        return self.engine.related_encoded(
+            request.article_id, request.k, filters, options, json=json
+        )
 
     def Recommend(self, request: pb.RecommendRequest, context: Any) -> pb.RelatedResponse:
         response = self.engine.recommend(
