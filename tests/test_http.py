@@ -115,9 +115,7 @@ def previous_writer(message: pb.RelatedResponse) -> bytes:
     return json.dumps(written, ensure_ascii=False).encode("utf-8")
 
 
-def test_page_views_are_byte_identical_to_the_protobuf_answer_written_as_json(
-    server, grpc_client
-):
+def test_page_views_are_byte_identical_to_the_protobuf_answer_written_as_json(server, grpc_client):
     running, base = server
     ids = [json.loads(line)["id"] for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
     assert len(ids) == 91

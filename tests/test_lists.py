@@ -329,9 +329,7 @@ def test_the_reverse_index_finds_exactly_the_lists_holding_a_story(sample_index,
             assert len(stored.holders(wanted)) > 0
 
 
-def test_json_pieces_join_to_the_entry_and_are_derived_for_older_snapshots(
-    sample_index, tmp_path
-):
+def test_json_pieces_join_to_the_entry_and_are_derived_for_older_snapshots(sample_index, tmp_path):
     import numpy as np
 
     from recommender.lists import jsonwire

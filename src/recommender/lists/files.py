@@ -6,12 +6,9 @@ from __future__ import annotations
 import mmap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from recommender.lists.stored import StoredList
 
 FILES = ("keys", "scores", "other", "spec_offsets", "card_offsets", "updated")
 HOLDER_FILES = ("held_keys", "held_rows")  # absent from snapshots written before them
@@ -20,6 +17,28 @@ SPECS_FILE = "lists.specs.bin"
 CARDS_FILE = "lists.cards.bin"
 SPECS_JSON_FILE = "lists.specs.json.bin"
 CARDS_JSON_FILE = "lists.cards.json.bin"
+
+
+class ListEntry(Protocol):
+    """What ``save`` reads of a list (``stored.StoredList``; a protocol, as ``stored``
+    imports this module)."""
+
+    @property
+    def keys(self) -> np.ndarray: ...
+    @property
+    def scores(self) -> np.ndarray: ...
+    @property
+    def other(self) -> np.ndarray: ...
+    @property
+    def cards(self) -> tuple[bytes, ...]: ...
+    @property
+    def specs(self) -> tuple[bytes, ...]: ...
+    @property
+    def updated(self) -> float: ...
+    @property
+    def card_json(self) -> tuple[tuple[bytes, bytes], ...]: ...
+    @property
+    def spec_json(self) -> tuple[tuple[bytes, bytes], ...]: ...
 
 
 def mapped_bytes(path: Path) -> bytes | mmap.mmap:
@@ -31,7 +50,7 @@ def mapped_bytes(path: Path) -> bytes | mmap.mmap:
 
 
 def save(
-    directory: Path, entries: Sequence[StoredList], row_keys: np.ndarray, depth: int
+    directory: Path, entries: Sequence[ListEntry], row_keys: np.ndarray, depth: int
 ) -> list[Path]:
     """Write the lists of every snapshot row (in row order; ``row_keys`` the rows' int ids)
     as ``StoredLists`` reads them: each story's card once, in its row."""
