@@ -126,6 +126,13 @@ def test_page_views_are_byte_identical_to_the_protobuf_answer_written_as_json(se
                 article_id,
                 k,
             )
+    # the routes (a query the page-view path leaves to them) answer the same bytes and headers
+    fast = urllib.request.urlopen(f"{base}/v1/articles/{SEED}/related?k=10", timeout=60)
+    routed = urllib.request.urlopen(f"{base}/v1/articles/{SEED}/related?k=10&k=10", timeout=60)
+    assert fast.read() == routed.read()
+    assert [(k, v) for k, v in fast.getheaders() if k != "date"] == [
+        (k, v) for k, v in routed.getheaders() if k != "date"
+    ]
     # a list recomputed after a write answers from its new JSON pieces, identical too
     auth = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
     article = {"id": "http-bytes-libya", "title": "Turkish officers start training Libyan forces",

@@ -305,12 +305,33 @@ class StoredLists:
 
     def json(self, row: int, k: int, tail: bytes) -> bytes | None:
         """``entry(row).json(k, tail)`` joined from the mapped JSON pieces (None: the
-        snapshot was written without them; write the protobuf answer as JSON instead)."""
+        snapshot was written without them; write the protobuf answer as JSON instead). One
+        flat loop over plain ints and bytes, as ``encoded``."""
         if self._json is None:
             return None
-        items = self._json_items(row, k)
-        results = items[: int((self.keys[row, :k] >= 0).sum())]
-        return jsonwire.answer(results, items[len(results) :], tail)
+        specs, spec_offsets, cards, bounds = self._json
+        depth, position = self.depth, self.position
+        offsets = spec_offsets[row].tolist()
+        keys = self.keys[row, : min(k, depth)].tolist()
+        parts = [jsonwire.RESULTS_OPEN]
+        for first, group in ((0, keys), (depth, self.other[row].tolist())):
+            if first:
+                parts.append(jsonwire.OTHER_OPEN)
+            separator = b""
+            for slot, key in enumerate(group, start=first):
+                if key < 0:
+                    continue
+                card, piece = 2 * position[key], 2 * slot
+                parts += (
+                    separator,
+                    cards[bounds[card] : bounds[card + 1]],
+                    specs[offsets[piece] : offsets[piece + 1]],
+                    cards[bounds[card + 1] : bounds[card + 2]],
+                    specs[offsets[piece + 1] : offsets[piece + 2]],
+                )
+                separator = jsonwire.SEPARATOR
+        parts.append(tail)
+        return b"".join(parts)
 
     def _json_items(self, row: int, k: int) -> list[tuple[bytes, bytes, bytes, bytes]]:
         """(head, score, middle, rest) of the first ``k`` results and the other-language

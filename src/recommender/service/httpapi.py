@@ -63,6 +63,7 @@ from recommender.service.httpjson import (
     related_from_query,
     related_json,
 )
+from recommender.service.httppageviews import PageViews
 from recommender.service.interceptors import WRITE_METHODS, status_of, token_matches
 from recommender.service.metrics import Metrics
 from recommender.service.ratelimit import WriteLimiter
@@ -173,6 +174,10 @@ class HttpApi:
                     max_age=3600,
                 )
             )
+        if not (self.token is not None and self.auth_reads):  # innermost: page views first
+            middleware.append(Middleware(
+                PageViews, answer=self.servicer.page_view_json, observe=self._observers["Related"]
+            ))  # fmt: skip
         if self.allowed_hosts:  # outermost: a foreign Host gets no answer, not even CORS
             middleware.insert(0, Middleware(HostCheck, allowed=self.allowed_hosts))
         # a path no route matches (an id with a newline, say) answers in JSON too

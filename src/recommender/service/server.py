@@ -101,6 +101,11 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             request.article_id, request.k, filters, options, json=json
         )
 
+    def page_view_json(self, article_id: str, k: int) -> bytes | None:
+        """The JSON answer of a ``Related`` by id with no filters or options, when a stored
+        list answers it (``httppageviews``); None: answer it as any other request."""
+        return self.engine.related_encoded(article_id, k, NO_FILTERS, DEFAULT_OPTIONS, json=True)
+
     def Recommend(self, request: pb.RecommendRequest, context: Any) -> pb.RelatedResponse:
         response = self.engine.recommend(
             list(request.history_ids),
