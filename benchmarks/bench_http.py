@@ -141,6 +141,36 @@ def answer_json(index_dir: Path) -> bytes:
     return json.dumps(message_json(message), ensure_ascii=False).encode("utf-8")
 
 
+def check_identical(port: int, index_dir: Path, ids: list[str]) -> dict[str, int]:
+    """Every page view at k = 10 and 30 over HTTP against what the HTTP API wrote before
+    stored lists kept JSON pieces: the stored protobuf answer through ``related_json``."""
+    import http.client
+
+    from recommender.engine import DEFAULT_OPTIONS, NO_FILTERS, Engine
+    from recommender.service.httpjson import related_json
+    from recommender.v1 import recommender_pb2 as pb
+
+    engine = Engine(index_dir).load()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    checked = identical = 0
+    try:
+        for article_id in ids:
+            for k in (10, 30):
+                encoded = engine.related_encoded(article_id, k, NO_FILTERS, DEFAULT_OPTIONS)
+                assert encoded is not None, article_id
+                before = json.dumps(
+                    related_json(pb.RelatedResponse.FromString(encoded)), ensure_ascii=False
+                ).encode("utf-8")
+                quoted = urllib.parse.quote(article_id, safe="")
+                connection.request("GET", f"/v1/articles/{quoted}/related?k={k}")
+                checked += 1
+                identical += connection.getresponse().read() == before
+    finally:
+        connection.close()
+        engine.close()
+    return {"answers_checked": checked, "answers_identical": identical}
+
+
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -168,12 +198,17 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 4, 16, 64])
     parser.add_argument("--server-processes", type=int, default=2)
     parser.add_argument("--ant-index", type=Path, default=ROOT / "var" / "ant")
+    parser.add_argument(
+        "--no-check", dest="check", action="store_false",
+        help="skip comparing every answer at k = 10 and 30 with the protobuf path's JSON",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/http.json")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: make bench-http installs it (apt-get install wrk)")
 
     rows: list[dict[str, Any]] = []
+    checks: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         indexes = {"sample": sample_index(Path(tmp))}
         if (args.ant_index / "CURRENT").is_file():
@@ -187,6 +222,9 @@ def main() -> int:
             http_port = int(re.findall(r"HTTP/JSON on :(\d+)", log.read_text())[0])
             wait_http(f"http://127.0.0.1:{http_port}/healthz")
             try:
+                if args.check:
+                    checks[name] = check_identical(http_port, index_dir, ids)
+                    print(name, json.dumps(checks[name]), flush=True)
                 for connections in args.concurrency:
                     for server, port in (("trivial", trivial_port), ("recommender", http_port)):
                         figures = run_wrk(port, ids, connections, args.duration)
@@ -216,6 +254,7 @@ def main() -> int:
             "load_generator": "wrk -t1",
         },
         "rows": rows,
+        "byte_identical": checks,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

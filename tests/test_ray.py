@@ -93,3 +93,32 @@ def test_ray_is_imported_only_on_its_path_and_its_absence_names_the_extra(tmp_pa
                          timeout=300)  # fmt: skip
     assert run.returncode == 2 and 'pip install "recommender[ray]"' in run.stderr
     assert not (tmp_path / "i").exists()
+
+
+def test_lists_computed_on_ray_are_the_local_build(sample_index, tmp_path, monkeypatch):
+    pytest.importorskip("ray.data", reason='an optional extra: pip install "recommender[ray]"')
+    import shutil
+
+    from recommender.batch import raylists
+    from recommender.lists import LIST_DEPTH
+    from recommender.lists import build as listbuild
+
+    source = sample_index / "snapshots" / (sample_index / "CURRENT").read_text().strip()
+    target = tmp_path / source.name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("lists.*"))
+    monkeypatch.setattr(listbuild, "PARALLEL_FROM", 10)  # the path large archives take
+    monkeypatch.setattr(listbuild, "_CHUNK", 16)  # chunks over both actors, back in order
+    on_ray = raylists.runner(None, 2)
+    chunks: list[int] = []
+
+    def runner(directory, depth, rows):
+        for chunk in on_ray(directory, depth, rows):
+            chunks.append(len(chunk))
+            yield chunk
+
+    written = listbuild.write_for_snapshot(target, LIST_DEPTH, runner=runner)
+    assert written.computed == sum(chunks) == 91 and len(chunks) == 6
+    assert len(written.files) == 14
+    for file in written.files:
+        if file.name != "lists.updated.npy":  # when each list was computed
+            assert file.read_bytes() == (source / file.name).read_bytes(), file.name

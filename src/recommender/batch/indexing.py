@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from recommender.batch import raybatch
+from recommender.batch import raybatch, raylists
 from recommender.batch.summary import IndexSummary, Replaced
 from recommender.config import IndexConfig
 from recommender.embedding import Embedder, EmbeddingCache
@@ -229,6 +229,15 @@ def _lists_builder(
     """Writes the related lists into a snapshot being built (``lists``), timed."""
     previous = _serving_dir(root)
 
+    runner = None
+    if config.engine == "ray":
+        on_ray = raylists.runner(config.ray_address, config.ray_workers)
+
+        def runner(directory: Path, depth: int, chunks: list[list[int]]) -> Iterator[Any]:
+            for chunk in on_ray(directory, depth, chunks):
+                summary.lists_on_ray += len(chunk)
+                yield chunk
+
     def build(directory: Path, carried: Carried | None) -> list[Path]:
         total = len(np.load(directory / "labels.npy", mmap_mode="r"))
         progress = _progress(config.progress, "related lists", total)
@@ -240,6 +249,7 @@ def _lists_builder(
                 previous_dir=previous,
                 carried=carried,
                 progress=progress.update,
+                runner=runner,
             )
             summary.lists_computed, summary.lists_carried = written.computed, written.carried
             return written.files

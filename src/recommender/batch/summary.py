@@ -52,6 +52,7 @@ class IndexSummary:
     lists_seconds: float = 0.0  # of ``seconds``: computing the stored lists
     lists_computed: int = 0  # lists computed for the new snapshot
     lists_carried: int = 0  # lists taken over unchanged from the snapshot built on
+    lists_on_ray: int = 0  # of the lists computed, those computed on Ray (``--engine ray``)
     built_on: str = ""  # the serving snapshot the new one was built on ("": from scratch)
     from_scratch_because: str = ""  # why it was not built on the serving snapshot
     published_to: str | None = None  # the URL the snapshot was uploaded to (``remote``)

@@ -40,6 +40,10 @@ from recommender.storage.snapshot import open_snapshot
 PARALLEL_FROM = 500
 _CHUNK = 256
 
+# Computes chunks of rows of the snapshot being built elsewhere (``batch.raylists``):
+# (snapshot directory, depth, chunks of rows) -> the chunks' lists, in order
+RowRunner = Callable[[Path, int, list[list[int]]], Iterable[list[StoredList]]]
+
 
 @dataclass(frozen=True)
 class WrittenLists:
@@ -57,20 +61,25 @@ def write_for_snapshot(
     previous_dir: Path | None = None,
     carried: Carried | None = None,
     progress: Callable[[int], None] = lambda done: None,
+    runner: RowRunner | None = None,
 ) -> WrittenLists:
     """Compute and write the lists of the snapshot being built in ``directory``: only those
     its changes touch when it is ``carried`` on the serving snapshot (module doc), every one
     otherwise. Lists that did not change since the snapshot in ``previous_dir`` keep their
-    time."""
+    time. From ``PARALLEL_FROM`` lists they are computed by ``runner`` when given (Ray), else
+    in worker processes."""
     snapshot = open_snapshot(directory, verify=False)
     try:
         space = RowSpace.from_snapshot(snapshot)
         built = None
         if carried is not None:
-            built = build_changed(space, directory, depth, carried, progress=progress)
+            built = build_changed(
+                space, directory, depth, carried, progress=progress, runner=runner
+            )
         if built is None:
+            previous = _previous_lists(previous_dir)
             entries = build_all(
-                space, directory, depth, previous=_previous_lists(previous_dir), progress=progress
+                space, directory, depth, previous=previous, progress=progress, runner=runner
             )
             built = entries, len(entries)
         entries, computed = built
@@ -87,6 +96,7 @@ def build_changed(
     carried: Carried,
     *,
     progress: Callable[[int], None] = lambda done: None,
+    runner: RowRunner | None = None,
 ) -> tuple[list[StoredList], int] | None:
     """Every row's list for a snapshot ``carried`` on an earlier one: the lists its changes
     touch computed, the others taken over; None when the earlier one has no lists this deep.
@@ -101,7 +111,8 @@ def build_changed(
         touched = table.affected(old, space, sorted(carried.upserted), sorted(carried.deleted))
         keys = space.int_ids[: space.n_main].tolist()
         rows = [r for r, key in enumerate(keys) if key in touched or key not in old.word_rows]
-        computed = dict(zip(rows, _compute(space, directory, depth, rows, progress), strict=True))
+        lists = _compute(space, directory, depth, rows, progress, runner)
+        computed = dict(zip(rows, lists, strict=True))
         entries = []
         for row, key in enumerate(keys):
             old_entry = stored.entry(old.word_rows[key]) if key in old.word_rows else None
@@ -141,6 +152,7 @@ def build_all(
     *,
     previous: Callable[[int], StoredList | None] = lambda key: None,
     progress: Callable[[int], None] = lambda done: None,
+    runner: RowRunner | None = None,
 ) -> list[StoredList]:
     """Every snapshot row's list, computed on ``space`` (the snapshot in ``directory``).
 
@@ -149,7 +161,7 @@ def build_all(
     list whose answer equals ``previous``'s keeps its time, so an export ``--since`` lists only
     what changed.
     """
-    entries = _compute(space, directory, depth, list(range(space.n_main)), progress)
+    entries = _compute(space, directory, depth, list(range(space.n_main)), progress, runner)
     for row, entry in enumerate(entries):
         old = previous(int(space.int_ids[row]))
         if old is not None and old.same_links(entry):
@@ -163,13 +175,17 @@ def _compute(
     depth: int,
     rows: Sequence[int],
     progress: Callable[[int], None],
+    runner: RowRunner | None = None,
 ) -> list[StoredList]:
-    """The lists of ``rows``, in that order: here for a few, else in worker processes."""
+    """The lists of ``rows``, in that order: here for a few, else by ``runner`` or in worker
+    processes."""
     if len(rows) < PARALLEL_FROM:
         computed: Iterator[list[StoredList]] = (
             [compute(space, int(space.int_ids[r]), depth) for r in chunk] for chunk in _chunks(rows)
         )
         return _collect(computed, progress)
+    if runner is not None:
+        return _collect(runner(directory, depth, list(_chunks(rows))), progress)
     workers = max(1, multiprocessing.cpu_count())
     # an executor, not a Pool: a worker that cannot start breaks it with an error
     # (a Pool starts a replacement forever)
