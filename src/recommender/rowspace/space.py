@@ -13,7 +13,9 @@ Row ``r`` of a ``RowSpace`` is one article version. Every per-article array is i
 Rows ``>= n_main`` are articles written since the snapshot (the live overlay); a changed or
 deleted article's old row is marked dead in ``alive``. A ``RowSpace`` is frozen: a write
 builds a new one (``with_changes``) that shares what did not change, so a request keeps one
-consistent view while writes go on, and the snapshot's own index is never mutated.
+consistent view while writes go on, and the snapshot's own index is never mutated. The
+per-row arrays grow in shared append-only buffers (``columns``): a write costs its own rows,
+not a copy of every row.
 
 Live rows cost every query a little (the delta tier is scanned exactly, its lexical postings
 rebuilt), so ``folded`` moves them into a new main tier, in the background
@@ -39,6 +41,7 @@ from recommender.index.words import ArticleWords
 from recommender.ingest.records import Article
 from recommender.ingest.text import TextRecipe
 from recommender.ranking import Filters, RankingOptions
+from recommender.rowspace.columns import appended, column
 from recommender.rowspace.layered import LayeredMap
 from recommender.storage.schema import int_id
 from recommender.storage.snapshot import Snapshot
@@ -62,7 +65,7 @@ class RowSpace:
     lexical_model: LexicalModel
     recipe: TextRecipe
     int_ids: np.ndarray
-    ids: Sequence[str]
+    ids: np.ndarray  # object: the article ids as strings
     langs: np.ndarray
     sources: np.ndarray
     sections: np.ndarray
@@ -92,7 +95,7 @@ class RowSpace:
             lexical_model=snapshot.lexical,
             recipe=TextRecipe(**snapshot.manifest.text_recipe),
             int_ids=int_ids,
-            ids=[r[1] for r in rows],
+            ids=column([r[1] for r in rows], object),
             langs=np.array([r[2] for r in rows], dtype=object),
             sources=np.array([r[3] for r in rows], dtype=object),
             sections=np.array([r[4] for r in rows], dtype=object),
@@ -127,7 +130,7 @@ class RowSpace:
             lexical_model=lexical_model,
             recipe=recipe or TextRecipe(),
             int_ids=int_ids,
-            ids=[a.id for a in articles],
+            ids=column([a.id for a in articles], object),
             langs=np.array([a.lang for a in articles], dtype=object),
             sources=np.array([a.source for a in articles], dtype=object),
             sections=np.array([a.section for a in articles], dtype=object),
@@ -163,19 +166,17 @@ class RowSpace:
             articles = [a.article for a in added]
             stamps = [a.published_at.timestamp() if a.published_at else np.nan for a in articles]
 
-            def extended(values: np.ndarray, new: Sequence[object]) -> np.ndarray:
-                return np.concatenate([values, np.array(new, dtype=values.dtype)])
-
+            # appended in the spare room of shared buffers: a write does not copy every row
             changes = {
-                "int_ids": extended(self.int_ids, [a.key for a in added]),
-                "ids": [*self.ids, *(a.id for a in articles)],
-                "langs": extended(self.langs, [a.lang for a in articles]),
-                "sources": extended(self.sources, [a.source for a in articles]),
-                "sections": extended(self.sections, [a.section for a in articles]),
-                "published_ts": extended(self.published_ts, stamps),
+                "int_ids": appended(self.int_ids, [a.key for a in added]),
+                "ids": appended(self.ids, [a.id for a in articles]),
+                "langs": appended(self.langs, [a.lang for a in articles]),
+                "sources": appended(self.sources, [a.source for a in articles]),
+                "sections": appended(self.sections, [a.section for a in articles]),
+                "published_ts": appended(self.published_ts, stamps),
                 "lexical": self.lexical.with_rows(sp.vstack([a.lexical for a in added]).tocsr()),
             }
-            alive = np.concatenate([alive, np.ones(len(added), dtype=bool)])
+            alive = np.concatenate([alive, np.ones(len(added), dtype=bool)])  # 1 byte a row
         keys = np.array([a.key for a in added], dtype=np.int64)
         vectors = self.vectors.with_changes(
             keys, np.vstack([a.vector for a in added]) if added else None, removed
@@ -204,7 +205,7 @@ class RowSpace:
             vectors=vectors,
             lexical=LexicalIndex(self.lexical.rows(rows)),
             int_ids=keys,
-            ids=[self.ids[r] for r in rows.tolist()],
+            ids=self.ids[rows],
             langs=self.langs[rows],
             sources=self.sources[rows],
             sections=self.sections[rows],
