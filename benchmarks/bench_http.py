@@ -7,7 +7,9 @@ index (the sample corpus, and ANT when ``var/ant`` holds it) and drives
 connections busy for ``--duration`` seconds. In the same run, the same load against a trivial
 server: uvicorn + Starlette (httptools, no access log, as ours), as many processes on one
 port, answering every request with the same constant JSON (the answer of median size), so
-both send as many bytes: what the HTTP stack itself costs here. Writes
+both send as many bytes: what the HTTP stack itself costs here. Before the load, every answer
+at k = 10 and 30 is compared with what the protobuf path writes (``related_json`` of the stored
+protobuf answer): ``byte_identical`` in the results (``--no-check`` skips it). Writes
 benchmarks/results/http.json and http.png.
 
     .venv/bin/python benchmarks/bench_http.py [--duration 10] [--concurrency 1 4 16 64]
