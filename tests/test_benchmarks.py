@@ -111,6 +111,8 @@ def test_bench_http_measures_the_api_beside_a_bare_uvicorn_server(tmp_path):
         assert row["p50_ms"] <= row["p95_ms"] <= row["p99_ms"]
     assert rows["recommender"]["share_of_trivial"] > 0
     assert payload["machine"]["cores"] >= 1 and out.with_suffix(".png").is_file()
+    # every sample answer at k = 10 and 30 compared with the protobuf path's JSON
+    assert payload["byte_identical"]["sample"] == {"answers_checked": 182, "answers_identical": 182}
 
 
 def test_story_pairs_scores_the_models_and_writes_its_own_doc_section(tmp_path):
