@@ -307,16 +307,25 @@ def test_equal_scores_give_the_same_list_in_any_row_order_on_every_path(
             engine.close()
 
 
+def _older_copy(sample_index, tmp_path, missing: str):
+    """(the sample's snapshot, a copy without the files ``missing`` matches, its row labels,
+    int id -> row): a snapshot as an older release wrote it."""
+    import numpy as np
+
+    source = sample_index / "snapshots" / (sample_index / "CURRENT").read_text().strip()
+    older = tmp_path / "old"
+    shutil.copytree(source, older, ignore=shutil.ignore_patterns(missing))
+    labels = np.load(source / "labels.npy")
+    return source, older, labels, {int(key): row for row, key in enumerate(labels)}
+
+
 def test_the_reverse_index_finds_exactly_the_lists_holding_a_story(sample_index, tmp_path):
     import numpy as np
 
     from recommender.lists.stored import StoredLists
 
-    source = sample_index / "snapshots" / (sample_index / "CURRENT").read_text().strip()
-    old_format = tmp_path / "old"  # a snapshot written before the reverse index
-    shutil.copytree(source, old_format, ignore=shutil.ignore_patterns("lists.held_*"))
-    labels = np.load(source / "labels.npy")
-    position = {int(key): row for row, key in enumerate(labels)}
+    # a snapshot written before the reverse index
+    source, old_format, labels, position = _older_copy(sample_index, tmp_path, "lists.held_*")
     rng = random.Random(3)
     for directory in (source, old_format):
         stored = StoredLists.load(directory, position)
@@ -330,17 +339,13 @@ def test_the_reverse_index_finds_exactly_the_lists_holding_a_story(sample_index,
 
 
 def test_json_pieces_join_to_the_entry_and_are_derived_for_older_snapshots(sample_index, tmp_path):
-    import numpy as np
 
     from recommender.lists import jsonwire
     from recommender.lists.files import save
     from recommender.lists.stored import StoredLists
 
-    source = sample_index / "snapshots" / (sample_index / "CURRENT").read_text().strip()
-    old_format = tmp_path / "old"  # a snapshot written before the JSON pieces
-    shutil.copytree(source, old_format, ignore=shutil.ignore_patterns("lists.*json*"))
-    labels = np.load(source / "labels.npy")
-    position = {int(key): row for row, key in enumerate(labels)}
+    # a snapshot written before the JSON pieces
+    source, old_format, labels, position = _older_copy(sample_index, tmp_path, "lists.*json*")
     new, old = StoredLists.load(source, position), StoredLists.load(old_format, position)
     assert new is not None and old is not None
     tail = jsonwire.snapshot_tail("s")

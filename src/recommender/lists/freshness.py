@@ -78,28 +78,32 @@ class ListTable:
 
     def encoded(self, key: int, k: int) -> bytes | None:
         """The serialised answer of ``get(key)`` for ``k`` results, or None (rank it live)."""
-        if key in self._dirty or self.stored is None:
+        found, stored = self._fresh(key), self.stored
+        if isinstance(found, StoredList):
+            return found.encoded(k, self.snapshot_field)
+        if found is None or stored is None:
             return None
-        entry = self._entries.get(key)
-        if entry is not None:
-            return entry.encoded(k, self.snapshot_field)
-        if key in self._removed:
-            return None
-        row = self._base_row.get(key)
-        return self.stored.encoded(row, k, self.snapshot_field) if row is not None else None
+        return stored.encoded(found, k, self.snapshot_field)
 
     def json(self, key: int, k: int) -> bytes | None:
         """``encoded``'s answer written as JSON, from the lists' JSON pieces; None: rank it
         live, or the snapshot has no JSON pieces (write ``encoded`` as JSON then)."""
+        found, stored = self._fresh(key), self.stored
+        if isinstance(found, StoredList):
+            return found.json(k, self.json_tail)
+        if found is None or stored is None:
+            return None
+        return stored.json(found, k, self.json_tail)
+
+    def _fresh(self, key: int) -> StoredList | int | None:
+        """Where ``get(key)``'s list is: recomputed since the snapshot (the list), the
+        snapshot's (its row), or nowhere fresh (None: rank it live)."""
         if key in self._dirty or self.stored is None:
             return None
         entry = self._entries.get(key)
         if entry is not None:
-            return entry.json(k, self.json_tail)
-        if key in self._removed:
-            return None
-        row = self._base_row.get(key)
-        return self.stored.json(row, k, self.json_tail) if row is not None else None
+            return entry
+        return None if key in self._removed else self._base_row.get(key)
 
     def _current(self, key: int) -> StoredList | None:
         """The list as last computed, marked or not."""
