@@ -360,5 +360,5 @@ def test_json_pieces_join_to_the_entry_and_are_derived_for_older_snapshots(sampl
     # a snapshot built on an older one writes the pieces it derived: the same files
     rewritten = tmp_path / "rewritten"
     rewritten.mkdir()
-    for path in save(rewritten, entries, labels, new.depth):
+    for path in save(rewritten, entries, labels, new.depth, new.other.shape[1]):
         assert path.read_bytes() == (source / path.name).read_bytes(), path.name

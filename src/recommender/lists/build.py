@@ -15,6 +15,7 @@ bytes included (``tests/test_carry.py``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -67,66 +68,72 @@ def write_for_snapshot(
     its changes touch when it is ``carried`` on the serving snapshot (module doc), every one
     otherwise. Lists that did not change since the snapshot in ``previous_dir`` keep their
     time. From ``PARALLEL_FROM`` lists they are computed by ``runner`` when given (Ray), else
-    in worker processes."""
-    snapshot = open_snapshot(directory, verify=False)
-    try:
+    in worker processes. Lists stream to the files as they come, in row order: memory holds
+    a chunk of them, not the archive's (a million lists are ~25 GB as Python objects)."""
+    with contextlib.ExitStack() as opened:
+        snapshot = open_snapshot(directory, verify=False)
+        opened.callback(snapshot.close)
         space = RowSpace.from_snapshot(snapshot)
-        built = None
-        if carried is not None:
-            built = build_changed(
-                space, directory, depth, carried, progress=progress, runner=runner
-            )
-        if built is None:
+        plan = _changed_plan(space, depth, carried, opened) if carried is not None else None
+        if plan is None:
             previous = _previous_lists(previous_dir)
-            entries = build_all(
-                space, directory, depth, previous=previous, progress=progress, runner=runner
-            )
-            built = entries, len(entries)
-        entries, computed = built
-        files = save(directory, entries, space.int_ids[: space.n_main], depth)
-        return WrittenLists(files, computed, len(entries) - computed)
-    finally:
-        snapshot.close()
+            keys = space.int_ids[: space.n_main]
+            plan = list(range(space.n_main)), lambda row: previous(int(keys[row]))
+        rows, old_list = plan
+        computed = _compute(space, directory, depth, rows, progress, runner)
+        entries = _merged(space.n_main, rows, computed, old_list)
+        width = len(set(space.langs[: space.n_main].tolist()))  # one story per language
+        files = save(directory, entries, space.int_ids[: space.n_main], depth, width)
+        progress(space.n_main - len(rows))
+        return WrittenLists(files, len(rows), space.n_main - len(rows))
 
 
-def build_changed(
-    space: RowSpace,
-    directory: Path,
-    depth: int,
-    carried: Carried,
-    *,
-    progress: Callable[[int], None] = lambda done: None,
-    runner: RowRunner | None = None,
-) -> tuple[list[StoredList], int] | None:
-    """Every row's list for a snapshot ``carried`` on an earlier one: the lists its changes
-    touch computed, the others taken over; None when the earlier one has no lists this deep.
-    Returns the lists and how many were computed."""
+def _changed_plan(
+    space: RowSpace, depth: int, carried: Carried, opened: contextlib.ExitStack
+) -> tuple[list[int], Callable[[int], StoredList | None]] | None:
+    """For a snapshot ``carried`` on an earlier one: the rows whose lists its changes touch
+    (to compute), and each row's list in the earlier one; None when the earlier one has no
+    lists this deep (compute every list)."""
     previous = open_snapshot(carried.path, verify=False)
-    try:
-        old = RowSpace.from_snapshot(previous)
-        stored = StoredLists.load(carried.path, old.word_rows)
-        if stored is None or stored.depth != depth:
-            return None
-        table = ListTable(stored, old, previous.manifest.name)
-        touched = table.affected(old, space, sorted(carried.upserted), sorted(carried.deleted))
-        keys = space.int_ids[: space.n_main].tolist()
-        rows = [r for r, key in enumerate(keys) if key in touched or key not in old.word_rows]
-        lists = _compute(space, directory, depth, rows, progress, runner)
-        computed = dict(zip(rows, lists, strict=True))
-        entries = []
-        for row, key in enumerate(keys):
-            old_entry = stored.entry(old.word_rows[key]) if key in old.word_rows else None
-            entry = computed.get(row)
-            if entry is None:
-                assert old_entry is not None  # rows absent from ``old`` are computed
-                entry = old_entry
-            elif old_entry is not None and old_entry.same_links(entry):
-                entry = dataclasses.replace(entry, updated=old_entry.updated)
-            entries.append(entry)
-        progress(len(keys) - len(rows))
-        return entries, len(rows)
-    finally:
-        previous.close()
+    opened.callback(previous.close)
+    old = RowSpace.from_snapshot(previous)
+    stored = StoredLists.load(carried.path, old.word_rows)
+    if stored is None or stored.depth != depth:
+        return None
+    table = ListTable(stored, old, previous.manifest.name)
+    touched = table.affected(old, space, sorted(carried.upserted), sorted(carried.deleted))
+    keys = space.int_ids[: space.n_main].tolist()
+    rows = [r for r, key in enumerate(keys) if key in touched or key not in old.word_rows]
+
+    def old_list(row: int) -> StoredList | None:
+        old_row = old.word_rows.get(keys[row])
+        return stored.entry(old_row) if old_row is not None else None
+
+    return rows, old_list
+
+
+def _merged(
+    n: int,
+    rows: Sequence[int],
+    computed: Iterator[StoredList],
+    old_list: Callable[[int], StoredList | None],
+) -> Iterator[StoredList]:
+    """Every row's list in row order: computed for ``rows`` (ascending, ``computed`` in
+    that order), else the earlier list. A computed list whose links equal the earlier one's
+    keeps its time, so an export ``--since`` lists only what changed."""
+    wanted = iter(rows)
+    next_row = next(wanted, None)
+    for row in range(n):
+        old = old_list(row)
+        if row != next_row:
+            assert old is not None  # rows with no earlier list are computed
+            yield old
+            continue
+        entry = next(computed)
+        if old is not None and old.same_links(entry):
+            entry = dataclasses.replace(entry, updated=old.updated)
+        yield entry
+        next_row = next(wanted, None)
 
 
 def _previous_lists(directory: Path | None) -> Callable[[int], StoredList | None]:
@@ -145,30 +152,6 @@ def _previous_lists(directory: Path | None) -> Callable[[int], StoredList | None
     return previous
 
 
-def build_all(
-    space: RowSpace,
-    directory: Path,
-    depth: int = LIST_DEPTH,
-    *,
-    previous: Callable[[int], StoredList | None] = lambda key: None,
-    progress: Callable[[int], None] = lambda done: None,
-    runner: RowRunner | None = None,
-) -> list[StoredList]:
-    """Every snapshot row's list, computed on ``space`` (the snapshot in ``directory``).
-
-    Large snapshots are split over one worker process per core; each loads the snapshot from
-    ``directory`` (spawned, not forked: OpenMP and torch threads do not survive a fork). A
-    list whose answer equals ``previous``'s keeps its time, so an export ``--since`` lists only
-    what changed.
-    """
-    entries = _compute(space, directory, depth, list(range(space.n_main)), progress, runner)
-    for row, entry in enumerate(entries):
-        old = previous(int(space.int_ids[row]))
-        if old is not None and old.same_links(entry):
-            entries[row] = dataclasses.replace(entry, updated=old.updated)
-    return entries
-
-
 def _compute(
     space: RowSpace,
     directory: Path,
@@ -176,41 +159,39 @@ def _compute(
     rows: Sequence[int],
     progress: Callable[[int], None],
     runner: RowRunner | None = None,
-) -> list[StoredList]:
-    """The lists of ``rows``, in that order: here for a few, else by ``runner`` or in worker
-    processes."""
+) -> Iterator[StoredList]:
+    """The lists of ``rows``, in that order, as they are computed: here for a few, else by
+    ``runner`` or in worker processes (spawned, not forked: OpenMP and torch threads do not
+    survive a fork; each loads the snapshot from ``directory``)."""
     if len(rows) < PARALLEL_FROM:
-        computed: Iterator[list[StoredList]] = (
-            [compute(space, int(space.int_ids[r]), depth) for r in chunk] for chunk in _chunks(rows)
-        )
-        return _collect(computed, progress)
+        for chunk in _chunks(rows):
+            yield from (compute(space, int(space.int_ids[r]), depth) for r in chunk)
+            progress(len(chunk))
+        return
     if runner is not None:
-        return _collect(runner(directory, depth, list(_chunks(rows))), progress)
-    workers = max(1, multiprocessing.cpu_count())
+        for computed in runner(directory, depth, list(_chunks(rows))):
+            yield from computed
+            progress(len(computed))
+        return
     # an executor, not a Pool: a worker that cannot start breaks it with an error
     # (a Pool starts a replacement forever)
-    with ProcessPoolExecutor(
-        workers,
+    pool = ProcessPoolExecutor(
+        max(1, multiprocessing.cpu_count()),
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_worker_start,
         initargs=(str(directory), depth),
-    ) as pool:
-        return _collect(pool.map(_worker_rows, _chunks(rows)), progress)
+    )
+    try:
+        for computed in pool.map(_worker_rows, _chunks(rows)):
+            yield from computed
+            progress(len(computed))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _chunks(rows: Sequence[int]) -> Iterator[list[int]]:
     for start in range(0, len(rows), _CHUNK):
         yield list(rows[start : start + _CHUNK])
-
-
-def _collect(
-    chunks: Iterable[list[StoredList]], progress: Callable[[int], None]
-) -> list[StoredList]:
-    entries: list[StoredList] = []
-    for chunk in chunks:
-        entries += chunk
-        progress(len(chunk))
-    return entries
 
 
 _worker_state: dict[str, Any] = {}

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import mmap
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -50,12 +50,13 @@ def mapped_bytes(path: Path) -> bytes | mmap.mmap:
 
 
 def save(
-    directory: Path, entries: Sequence[ListEntry], row_keys: np.ndarray, depth: int
+    directory: Path, entries: Iterable[ListEntry], row_keys: np.ndarray, depth: int, width: int
 ) -> list[Path]:
-    """Write the lists of every snapshot row (in row order; ``row_keys`` the rows' int ids)
-    as ``StoredLists`` reads them: each story's card once, in its row."""
-    n = len(entries)
-    width = max((len(e.other) for e in entries), default=0)
+    """Write the lists of every snapshot row (in row order, one per ``row_keys``, the rows'
+    int ids) as ``StoredLists`` reads them: each story's card once, in its row. ``width``
+    is the most other-language stories a list may hold (the snapshot's languages); the lists
+    are written as they come, so ``entries`` may be a stream."""
+    n = len(row_keys)
     slots = depth + width
     keys = np.full((n, depth), -1, dtype=np.int64)
     scores = np.zeros((n, depth), dtype=np.float32)
@@ -68,8 +69,13 @@ def save(
     position = json_position = 0
     with (directory / SPECS_FILE).open("wb") as specs, \
             (directory / SPECS_JSON_FILE).open("wb") as specs_json:  # fmt: skip
+        written = 0
         for row, entry in enumerate(entries):
             count, others = len(entry.keys), len(entry.other)
+            if row >= n:
+                raise ValueError(f"more lists than the {n} rows")
+            if others > width:
+                raise ValueError(f"list {row}: {others} other-language stories, width {width}")
             keys[row, :count] = entry.keys
             scores[row, :count] = entry.scores
             other[row, :others] = entry.other
@@ -94,6 +100,9 @@ def save(
                                             entry.cards, entry.card_json, strict=True):  # fmt: skip
                 cards.setdefault(key, (card, card_json))
             updated[row] = entry.updated
+            written += 1
+        if written != n:
+            raise ValueError(f"{written} lists for {n} rows")
     card_offsets = np.zeros(n + 1, dtype=np.int64)
     card_json_offsets = np.zeros(2 * n + 1, dtype=np.int64)
     with (directory / CARDS_FILE).open("wb") as out, \
