@@ -175,9 +175,8 @@ class HttpApi:
                 )
             )
         if not (self.token is not None and self.auth_reads):  # innermost: page views first
-            middleware.append(Middleware(
-                PageViews, answer=self.servicer.page_view_json, observe=self._observers["Related"]
-            ))  # fmt: skip
+            answer, observe = self.servicer.page_view_json, self._observers["Related"]
+            middleware.append(Middleware(PageViews, answer=answer, observe=observe))
         if self.allowed_hosts:  # outermost: a foreign Host gets no answer, not even CORS
             middleware.insert(0, Middleware(HostCheck, allowed=self.allowed_hosts))
         # a path no route matches (an id with a newline, say) answers in JSON too
@@ -197,16 +196,11 @@ class HttpApi:
         params = list(request.query_params.multi_items())
 
         def lookup() -> bytes | None:
-            # a page view answered from the stored list takes tens of microseconds: done on
-            # the event loop, it saves the pool's two thread switches (3,319 -> 6,090 req/s on
-            # ANT at 16 connections; benchmarks/README.md), and joins the list's JSON pieces.
-            # It may first apply other processes' writes (milliseconds, after writes only);
-            # anything that ranks live goes to the pool
-            message = related_from_query(article_id, params)
-            answer: bytes | None = self.servicer.stored_answer(message, json=True)
-            if answer is not None:
-                return answer
-            encoded = self.servicer.stored_answer(message)  # a snapshot without JSON pieces
+            # a stored list's answer with parameters ``httppageviews`` leaves to the routes (or
+            # from a snapshot without JSON pieces), on the event loop: it saves the pool's two
+            # thread switches. It may first apply other processes' writes (milliseconds, after
+            # writes only); anything that ranks live goes to the pool
+            encoded = self.servicer.stored_answer(related_from_query(article_id, params))
             if encoded is None:
                 return None
             return _dumps(related_json(pb.RelatedResponse.FromString(encoded)))

@@ -83,10 +83,9 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         )
         return convert.response_to_pb(response, self._snapshot_name())
 
-    def stored_answer(self, request: pb.RelatedRequest, json: bool = False) -> bytes | None:
-        """A stored list's serialised answer to a ``Related`` by id (as JSON with ``json``),
-        or None when the request must rank live (other filters or options, k > the lists'
-        depth, no list) or, for JSON, the snapshot has no JSON pieces."""
+    def stored_answer(self, request: pb.RelatedRequest) -> bytes | None:
+        """A stored list's serialised answer to a ``Related`` by id, or None when the request
+        must rank live (other filters or options, k > the lists' depth, no list)."""
         if request.WhichOneof("query") != "article_id":
             return None
         filters = (
@@ -97,9 +96,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             if request.HasField("options")
             else DEFAULT_OPTIONS
         )
-        return self.engine.related_encoded(
-            request.article_id, request.k, filters, options, json=json
-        )
+        return self.engine.related_encoded(request.article_id, request.k, filters, options)
 
     def page_view_json(self, article_id: str, k: int) -> bytes | None:
         """The JSON answer of a ``Related`` by id with no filters or options, when a stored
