@@ -126,25 +126,7 @@ class StoredList:
 
 
 def _item(tag: bytes, card: bytes, spec: bytes) -> bytes:
-    return tag + _varint(len(card) + len(spec)) + card + spec
-
-
-def _varint(value: int) -> bytes:
-    if value < 0x80:  # items are a few hundred bytes: one or two bytes
-        return _ONE_BYTE[value]
-    if value < 0x4000:
-        return bytes(((value & 0x7F) | 0x80, value >> 7))
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
-# the varint of every item size below 16 KiB (an item is a few hundred bytes), computed once
-_TWO_BYTES = [*_ONE_BYTE, *(bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(0x80, 0x4000))]
+    return tag + wire.varint(len(card) + len(spec)) + card + spec
 
 
 def snapshot_field(name: str) -> bytes:
@@ -166,7 +148,9 @@ def encode(response: RelatedResponse, updated: float) -> StoredList:
     """A response as a stored list (cards and specs of its items, see ``StoredList``)."""
     items = [*response.results, *response.other_languages]
     messages = [wire.item_to_pb(item) for item in items]
-    halves = [_halves(message) for message in messages]
+    card_json = tuple(jsonwire.card_pieces(message) for message in messages)
+    spec_json = tuple(jsonwire.spec_pieces(message) for message in messages)
+    halves = [_halves(message) for message in messages]  # clears the messages' card fields
     return StoredList(
         keys=np.array([int_id(item.id) for item in response.results], dtype=np.int64),
         scores=np.array([item.score for item in response.results], dtype=np.float32),
@@ -174,21 +158,20 @@ def encode(response: RelatedResponse, updated: float) -> StoredList:
         cards=tuple(card for card, _ in halves),
         specs=tuple(spec for _, spec in halves),
         updated=updated,
-        card_json=tuple(jsonwire.card_pieces(message) for message in messages),
-        spec_json=tuple(jsonwire.spec_pieces(message) for message in messages),
+        card_json=card_json,
+        spec_json=spec_json,
     )
 
 
 _CARD_FIELDS = ("id", "title", "url", "lang", "published_at", "source", "section")
 
 
-def _halves(item: pb.RelatedItem) -> tuple[bytes, bytes]:
-    card = pb.RelatedItem(**{name: getattr(item, name) for name in _CARD_FIELDS})
-    spec = pb.RelatedItem()
-    spec.CopyFrom(item)
+def _halves(message: pb.RelatedItem) -> tuple[bytes, bytes]:
+    """(card, spec) of an item; the message is left holding its spec fields only."""
+    card = pb.RelatedItem(**{name: getattr(message, name) for name in _CARD_FIELDS})
     for name in _CARD_FIELDS:
-        spec.ClearField(name)
-    return card.SerializeToString(), spec.SerializeToString()
+        message.ClearField(name)
+    return card.SerializeToString(), message.SerializeToString()
 
 
 def compute(space: RowSpace, key: int, depth: int = LIST_DEPTH) -> StoredList:
@@ -364,6 +347,7 @@ class StoredLists:
         keys = self.keys[row, : min(k, depth)].tolist()
         other = self.other[row].tolist()
         specs, cards, bounds, position = self.specs, self.cards, self._card_bounds, self.position
+        varints = wire.SMALL_VARINTS
         parts: list[bytes] = []
         for tag, first, group in ((_RESULTS, 0, keys), (_OTHER, depth, other)):
             for slot, key in enumerate(group, start=first):
@@ -375,7 +359,7 @@ class StoredLists:
                 size = end - start + spec_end - spec_start
                 parts += (
                     tag,
-                    _TWO_BYTES[size] if size < len(_TWO_BYTES) else _varint(size),
+                    varints[size] if size < len(varints) else wire.varint(size),
                     cards[start:end],
                     specs[spec_start:spec_end],
                 )

@@ -85,3 +85,22 @@ def response_from_pb(message: pb.RelatedResponse) -> RelatedResponse:
 def iso(value: datetime | None) -> str:
     """A date as the wire carries it (empty: unknown)."""
     return value.isoformat() if value is not None else ""
+
+
+def varint(value: int) -> bytes:
+    """A protobuf varint (the length of a length-delimited field)."""
+    if value < 0x80:  # items are a few hundred bytes: one or two bytes
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+# the varint of every item size below 16 KiB (an item is a few hundred bytes), computed once
+SMALL_VARINTS = [*_ONE_BYTE, *(bytes(((i & 0x7F) | 0x80, i >> 7)) for i in range(0x80, 0x4000))]
