@@ -124,3 +124,27 @@ def test_a_client_leaving_mid_body_is_cancelled_not_internal(serving, caplog):
         assert call(base, "/v1/stats")[0] == 200  # and the server answers on
     tracebacks = [r for r in caplog.records if r.exc_info]
     assert not tracebacks, [r.getMessage() for r in tracebacks][:3]
+
+
+def test_never_ended_bodies_at_the_cap_give_way_to_whole_requests(serving, monkeypatch):
+    """At the connection cap, connections that sent a head but never end their body are
+    evicted for a new client's whole request, as idle ones are (they used to fill the cap)."""
+    import recommender.service.httpserver as httpserver
+
+    monkeypatch.setattr(httpserver, "connection_cap", lambda: 16)
+    with serving() as base:
+        host, port = base.removeprefix("http://").split(":")
+        held = []
+        try:
+            for _ in range(24):  # more than the cap, every one owing 99,990 bytes of body
+                sock = socket.create_connection((host, int(port)), timeout=10)
+                sock.sendall(b"POST /v1/related HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                             b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n"
+                             b'{"text": "')  # fmt: skip
+                held.append(sock)
+            time.sleep(0.5)
+            for _ in range(5):
+                assert call(base, "/v1/articles/libya-security-memoranda/related?k=3")[0] == 200
+        finally:
+            for sock in held:
+                sock.close()

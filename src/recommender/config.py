@@ -70,6 +70,10 @@ class ServerConfig:
     # writes (Upsert, Delete calls) per second per client address, after a burst; 0: no limit
     write_rate: float = 20.0
     write_burst: int = 100
+    # RecordEvents calls per second per client address, after a burst (readers behind one
+    # NAT share an address; a browser sends a call per impression or click); 0: no limit
+    event_rate: float = 50.0
+    event_burst: int = 500
     # HTTP/JSON beside gRPC on this port (same host; 0: a free port; None: no HTTP)
     http_port: int | None = None
     # serve a published index from shared storage: mirror this fsspec URL into index_dir

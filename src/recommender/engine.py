@@ -5,7 +5,8 @@
 - ``related``: stories related to an indexed article, to raw text, or to several positive and
   negative example articles, with filters and ranking options (``recommender.ranking``);
 - ``recommend``: stories for a reader, from the articles they read;
-- ``get_article``, ``stats``, and (writable engines) ``upsert`` and ``delete``.
+- ``get_article``, ``stats``, and (writable engines) ``upsert``, ``delete`` and ``events``
+  (the reader event log: ``recommender.events``).
 
 Each request reads the current ``RowSpace`` once and runs the same four steps on it: build a
 ``Query`` (``queries``), gather candidates (``candidates``), rank them (``ranking``), explain
@@ -24,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from recommender.embedding import Embedder
-from recommender.errors import ModelError, NotFoundError, disk_full_refused
+from recommender.errors import ModelError, NotFoundError, StoreError, disk_full_refused
+from recommender.events.log import EVENTS_FILE, EventLog
 from recommender.ingest.records import Article, echo
 from recommender.ingest.text import TextRecipe
 from recommender.lists.stored import StoredList
@@ -82,6 +84,7 @@ class Engine:
         self.use_lists = use_lists  # False: rank every request live (comparisons, benchmarks)
         self._embedder = embedder
         self._model_lock = threading.Lock()
+        self._events: EventLog | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -137,9 +140,21 @@ class Engine:
                 )
             return self._embedder
 
+    @property
+    def events(self) -> EventLog:
+        """The reader event log beside the store (writable engines; opened on first use)."""
+        if not self.writable:
+            raise StoreError("this server is read-only: send reader events to a writable one")
+        with self._model_lock:
+            if self._events is None:
+                self._events = EventLog(self.index_dir)
+            return self._events
+
     def close(self) -> None:
         """Stop watching and release the snapshot and stores."""
         self.live.close()
+        if self._events is not None:
+            self._events.close()
 
     def upsert(self, articles: Sequence[Article]) -> UpsertOutcome:
         """Add or replace articles: durable in the working store, searchable on return."""
@@ -297,6 +312,8 @@ class Engine:
 
     def stats(self) -> EngineStats:
         """Manifest and live counts by language, source and section."""
+        logged = self.writable and (self.index_dir / EVENTS_FILE).exists()
         return space_stats(
-            self.space, self.snapshot.manifest, self.results.info(), self.live.lists.info()
-        )
+            self.space, self.snapshot.manifest, self.results.info(), self.live.lists.info(),
+            self.events.counts() if logged else {},
+        )  # fmt: skip

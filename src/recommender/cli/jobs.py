@@ -103,6 +103,10 @@ def add_job_commands(commands: Any) -> None:
                   "Upsert/Delete calls per second per client address (0: no limit)")  # fmt: skip
     add_defaulted(serve, "--write-burst", ServerConfig, "write_burst",
                   "calls a client may make at once before --write-rate applies")  # fmt: skip
+    add_defaulted(serve, "--event-rate", ServerConfig, "event_rate",
+                  "RecordEvents calls per second per client address (0: no limit)")  # fmt: skip
+    add_defaulted(serve, "--event-burst", ServerConfig, "event_burst",
+                  "event calls a client may make at once before --event-rate applies")  # fmt: skip
     serve.add_argument(
         "--http-port", type=int, metavar="PORT",
         help="also answer HTTP/JSON on this port (GET /v1/articles/{id}/related, ...; 0: a "
@@ -259,6 +263,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         use_lists=not args.live_ranking,
         write_rate=args.write_rate,
         write_burst=args.write_burst,
+        event_rate=args.event_rate,
+        event_burst=args.event_burst,
         http_port=args.http_port,
         cors_origins=tuple(args.cors_origin or ()),
         allow_anonymous_writes=args.allow_anonymous_writes,
@@ -269,4 +275,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise InvalidInputError("--cors-origin needs --http-port", field="cors_origin")
     if args.write_rate < 0 or args.write_burst < 1:
         raise InvalidInputError("--write-rate >= 0 and --write-burst >= 1", field="write_rate")
+    if args.event_rate < 0 or args.event_burst < 1:
+        raise InvalidInputError("--event-rate >= 0 and --event-burst >= 1", field="event_rate")
     return serve(config)

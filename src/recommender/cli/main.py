@@ -17,6 +17,7 @@ from recommender.cli.args import (
     filters_from_args,
     options_from_args,
 )
+from recommender.cli.events import add_event_commands
 from recommender.cli.jobs import add_job_commands
 from recommender.config import LIST_DEPTH
 from recommender.errors import InvalidInputError, RecommenderError
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"recommender {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_job_commands(commands)  # index, serve, publish (cli_jobs)
+    add_event_commands(commands)  # events import|stats|retention, forget
 
     embed = commands.add_parser(
         "embed",

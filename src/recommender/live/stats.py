@@ -25,6 +25,7 @@ class EngineStats:
     by_section: dict[str, int]
     result_cache: dict[str, Any]
     lists: dict[str, int]
+    events: dict[str, int]  # reader events stored, by kind (empty: no event log)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``snapshot`` is the manifest)."""
@@ -37,11 +38,16 @@ class EngineStats:
             "by_section": self.by_section,
             "result_cache": self.result_cache,
             "lists": self.lists,
+            "events": self.events,
         }
 
 
 def space_stats(
-    space: RowSpace, manifest: Manifest, result_cache: dict[str, Any], lists: dict[str, int]
+    space: RowSpace,
+    manifest: Manifest,
+    result_cache: dict[str, Any],
+    lists: dict[str, int],
+    events: dict[str, int],
 ) -> EngineStats:
     """The stats of a row space served from the snapshot of ``manifest``."""
 
@@ -57,4 +63,5 @@ def space_stats(
         by_section=counts(space.sections),
         result_cache=result_cache,
         lists=lists,
+        events=events,
     )

@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from recommender.errors import InvalidInputError
+from recommender.events.records import Event, event_from_fields, parse_time
 from recommender.ingest.records import Article, article_from_record
 from recommender.lists.wire import iso as _iso
 from recommender.lists.wire import item_from_pb as item_from_pb
@@ -115,6 +116,21 @@ def stats_to_pb(stats: EngineStats) -> pb.StatsResponse:
         list_depth=stats.lists["depth"],
         lists_pending=stats.lists["pending"],
         lists_recomputed=stats.lists["recomputed"],
+        events=stats.events,
+    )
+
+
+def event_from_pb(message: pb.Event, where: str) -> Event:
+    """A checked reader event; errors name ``where`` and the field."""
+    return event_from_fields(
+        message.kind,
+        message.reader,
+        parse_time(message.time, f"{where}.time"),
+        message.source,
+        message.target,
+        list(message.ids),
+        message.position if message.HasField("position") else None,
+        where=where,
     )
 
 

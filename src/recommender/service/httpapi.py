@@ -15,6 +15,8 @@ field, stored lists included.
     GET    /v1/articles/{id}           GetArticle
     POST   /v1/articles                Upsert, body an UpsertRequest; needs the token
     DELETE /v1/articles/{id}           Delete; needs the token; 404 when the id is unknown
+    POST   /v1/events                  RecordEvents (no token: browsers send them; limited
+                                       per client address, body at most 256 KiB)
     GET    /v1/stats                   Stats
     GET    /healthz                    200 once an index serves, else 503
 
@@ -33,8 +35,6 @@ import asyncio
 import functools
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -49,13 +49,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from recommender.errors import InvalidInputError, NotFoundError, RecommenderError
+from recommender.errors import NotFoundError, RecommenderError
 from recommender.runtime import SERVING_THREADS, set_threads
 from recommender.service.httpguards import (
     HostCheck,
-    connection_cap,
-    guarded_protocol,
-    proxy_settings,
 )
 from recommender.service.httpjson import (
     body_message,
@@ -64,7 +61,12 @@ from recommender.service.httpjson import (
     related_json,
 )
 from recommender.service.httppageviews import PageViews
-from recommender.service.interceptors import WRITE_METHODS, status_of, token_matches
+from recommender.service.interceptors import (
+    WRITE_METHODS,
+    limiter_for,
+    status_of,
+    token_matches,
+)
 from recommender.service.metrics import Metrics
 from recommender.service.ratelimit import WriteLimiter
 from recommender.v1 import recommender_pb2 as pb
@@ -72,6 +74,7 @@ from recommender.v1 import recommender_pb2 as pb
 _log = logging.getLogger("recommender.service")
 MAX_BODY_BYTES = 16 * 1024 * 1024  # as the gRPC server's message limit
 DRAIN_BYTES = 4 * MAX_BODY_BYTES  # of an oversized body, read and dropped before the 413
+MAX_EVENTS_BODY_BYTES = 256 * 1024  # 500 events; anything larger is not a browser's beacon
 
 # The HTTP status gRPC transcoding gives each code (google.rpc.Code's mapping)
 HTTP_STATUS = {
@@ -98,8 +101,8 @@ class _Refused(Exception):
         self.http_status = http_status or HTTP_STATUS.get(code, 500)
 
 
-async def _read_body(request: Request) -> bytes:
-    """The request body, refused (413) past ``MAX_BODY_BYTES`` without keeping it in memory.
+async def _read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refused (413) past ``limit`` bytes without keeping it in memory.
 
     An oversized body is still read (and dropped) up to ``DRAIN_BYTES``: a client that is
     still sending when the answer comes and the connection closes sees a reset, not the 413.
@@ -107,16 +110,14 @@ async def _read_body(request: Request) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size <= MAX_BODY_BYTES:
+        if size <= limit:
             chunks.append(chunk)
         elif chunks:
             chunks = []  # over the limit: keep nothing
         if size > DRAIN_BYTES:
             break
-    if size > MAX_BODY_BYTES:
-        raise _Refused(
-            grpc.StatusCode.RESOURCE_EXHAUSTED, f"body: over {MAX_BODY_BYTES:,} bytes", 413
-        )
+    if size > limit:
+        raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, f"body: over {limit:,} bytes", 413)
     return b"".join(chunks)
 
 
@@ -132,6 +133,7 @@ class HttpApi:
         token: str | None = None,
         auth_reads: bool = False,
         write_limiter: WriteLimiter | None = None,
+        event_limiter: WriteLimiter | None = None,
         workers: int = 2,
         cors_origins: tuple[str, ...] = (),
         anonymous_writes: bool = False,
@@ -143,6 +145,7 @@ class HttpApi:
         self.token = token
         self.auth_reads = auth_reads
         self.write_limiter = write_limiter
+        self.event_limiter = event_limiter
         self.cors_origins = cors_origins
         self.anonymous_writes = anonymous_writes
         self.allowed_hosts = allowed_hosts
@@ -160,6 +163,7 @@ class HttpApi:
             Route("/v1/related", self.related_body, methods=["POST"]),
             Route("/v1/recommend", self.recommend, methods=["POST"]),
             Route("/v1/articles", self.upsert, methods=["POST"]),
+            Route("/v1/events", self.record_events, methods=["POST"]),
             Route("/v1/articles/{article_id:path}/related", self.related_id, methods=["GET"]),
             Route("/v1/articles/{article_id:path}", self.article, methods=["GET", "DELETE"]),
         ]
@@ -218,6 +222,9 @@ class HttpApi:
     async def upsert(self, request: Request) -> Response:
         return await self._call("Upsert", request, body=pb.UpsertRequest)
 
+    async def record_events(self, request: Request) -> Response:
+        return await self._call("RecordEvents", request, body=pb.RecordEventsRequest)
+
     async def article(self, request: Request) -> Response:
         article_id = request.path_params["article_id"]
         if request.method == "DELETE":
@@ -243,7 +250,8 @@ class HttpApi:
         try:
             self._admit(method, request)
             if body is not None:
-                build = functools.partial(body_message, await _read_body(request), body)
+                limit = MAX_EVENTS_BODY_BYTES if method == "RecordEvents" else MAX_BODY_BYTES
+                build = functools.partial(body_message, await _read_body(request, limit), body)
             assert build is not None
             answer = lookup() if lookup is not None else None
             if answer is None:
@@ -286,14 +294,15 @@ class HttpApi:
                 "writes over HTTP need a token (serve --auth-token-file) or "
                 "serve --allow-anonymous-writes",
             )
-        if method in WRITE_METHODS and self.write_limiter is not None:
-            wait = self.write_limiter.allow(peer)
-            if wait:
-                raise _Refused(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"too many writes from this client: {self.write_limiter.rate:g} per second "
-                    f"at most; retry in {wait:.2f} s",
-                )
+        limiter = limiter_for(method, self.write_limiter, self.event_limiter)
+        wait = limiter.allow(peer) if limiter is not None else 0.0
+        if wait:
+            what = "writes" if method in WRITE_METHODS else "events"
+            raise _Refused(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"too many {what} from this client: {limiter.rate:g} calls per second "  # type: ignore[union-attr]
+                f"at most; retry in {wait:.2f} s",
+            )
 
     def _answer(self, method: str, build: Callable[[], Message], missing: str | None) -> bytes:
         """The servicer's answer as JSON bytes (on a pool thread)."""
@@ -337,67 +346,3 @@ def _json(body: dict[str, Any], status: int) -> Response:
 def _error(code: grpc.StatusCode, message: str, status: int = 0) -> Response:
     status = status or HTTP_STATUS.get(code, 500)
     return _json({"error": {"code": status, "status": code.name, "message": message}}, status)
-
-
-class HttpServer:
-    """uvicorn serving an ``HttpApi`` on a thread, on a socket with ``SO_REUSEPORT`` (several
-    server processes share the port, as they share the gRPC port)."""
-
-    def __init__(
-        self,
-        api: HttpApi,
-        host: str,
-        port: int,
-        grace_seconds: float,
-        trusted_proxies: tuple[str, ...] = (),
-    ) -> None:
-        import uvicorn
-
-        self.api = api
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
-        # and without it every answer waited ~40 ms for the client's delayed ACK (Nagle)
-        self.socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            self.socket.bind((host, port))
-        except OSError as exc:
-            self.socket.close()
-            raise InvalidInputError(f"cannot listen on {host}:{port}: {exc}",
-                                    field="http_port") from None  # fmt: skip
-        # asyncio accepts up to ``backlog`` connections per wake-up before any of them runs
-        # (and can be refused): a burst of 1,024 used every descriptor (EMFILE) at once. Each
-        # of a burst may evict an older connection, whose socket closes a wake-up later, so
-        # a flood holds up to cap + 2 x backlog descriptors: a quarter keeps that at 3/4 of
-        # the limit (at cap/2 a CPU-starved server reached 986 of 1,024)
-        backlog = min(511, connection_cap() // 4)
-        self.socket.listen(backlog)
-        self.port: int = self.socket.getsockname()[1]
-        config = uvicorn.Config(
-            api.create_app(),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=max(1, int(grace_seconds)),
-            server_header=False,
-            log_config=None,  # uvicorn's loggers go to the JSON handler like every other
-            **proxy_settings(trusted_proxies),
-            http=guarded_protocol(connection_cap()),
-            timeout_keep_alive=5,
-            backlog=backlog,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self._run, name="http", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        set_threads(SERVING_THREADS)  # lookups run on the event loop's thread (``related_id``)
-        self.server.run(sockets=[self.socket])
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Finish in-flight requests and stop listening."""
-        self.server.should_exit = True
-        self.thread.join(timeout)
-        self.socket.close()
-        self.api.pool.shutdown(wait=False, cancel_futures=True)

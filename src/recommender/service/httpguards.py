@@ -13,8 +13,9 @@ sent to, and which client sent it.
   Here a request's head must arrive within ``HEADER_TIMEOUT_S`` and its body within
   ``BODY_TIMEOUT_S`` plus its declared length at ``MIN_BODY_RATE``; a client address holds at
   most ``MAX_CONNECTIONS_PER_CLIENT`` connections and the process at most a share of its
-  descriptor limit (``connection_cap``): past it a new connection evicts the oldest one still
-  waiting for a request head, or is closed at once.
+  descriptor limit (``connection_cap``): past it a new connection evicts the oldest one whose
+  client still owes a request head or body (idle, trickling a head, or a body never ended), or
+  is closed at once when every connection is being answered.
 """
 
 from __future__ import annotations
@@ -81,12 +82,16 @@ def connection_cap() -> int:
 def guarded_protocol(cap: int, per_client: int = MAX_CONNECTIONS_PER_CLIENT) -> type:
     """uvicorn's httptools protocol with the head and body deadlines and the connection caps
     (a class per server: the counts belong to one server). At the cap a new connection evicts
-    the oldest one that has not sent a request head (idle, or trickling one), so a flood of
-    slow connections cannot keep clients that send whole requests out."""
+    the oldest one whose client still owes a request head or body (idle, trickling a head, or
+    a body never ended), so a flood of slow connections of any kind cannot keep out clients
+    that send whole requests; a connection whose request is being answered is never evicted."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     open_per_client: collections.Counter[str] = collections.Counter()
-    waiting: collections.OrderedDict[Any, None] = collections.OrderedDict()  # no head yet
+    # Connections whose client owes a head or body, oldest first. Body senders count too: when
+    # only head waiters could be evicted, ~550 never-ended bodies filled the cap and every new
+    # page view was closed at once.
+    owing: collections.OrderedDict[Any, None] = collections.OrderedDict()
 
     class GuardedProtocol(HttpToolsProtocol):
         _peer: str | None = None
@@ -99,19 +104,19 @@ def guarded_protocol(cap: int, per_client: int = MAX_CONNECTIONS_PER_CLIENT) -> 
                 transport.abort()  # no answer: answering is what a flood wants
                 return
             if len(self.connections) > cap:
-                if not waiting:
+                if not owing:
                     transport.abort()
                     return
-                oldest, _ = waiting.popitem(last=False)
+                oldest, _ = owing.popitem(last=False)
                 oldest.transport.abort()
             self._peer = peer
             open_per_client[peer] += 1
-            waiting[self] = None
+            owing[self] = None
             self._expect(HEADER_TIMEOUT_S)
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._expect(None)
-            waiting.pop(self, None)
+            owing.pop(self, None)
             if self._peer is not None:
                 open_per_client[self._peer] -= 1
                 if open_per_client[self._peer] <= 0:
@@ -124,7 +129,6 @@ def guarded_protocol(cap: int, per_client: int = MAX_CONNECTIONS_PER_CLIENT) -> 
             self._expect(HEADER_TIMEOUT_S)  # a kept-alive connection's next request
 
         def on_headers_complete(self) -> None:
-            waiting.pop(self, None)
             declared = dict(self.headers).get(b"content-length", b"0")
             size = int(declared) if declared.isdigit() and len(declared) < 12 else 0
             self._expect(BODY_TIMEOUT_S + size / MIN_BODY_RATE)
@@ -132,12 +136,13 @@ def guarded_protocol(cap: int, per_client: int = MAX_CONNECTIONS_PER_CLIENT) -> 
 
         def on_message_complete(self) -> None:
             self._expect(None)  # answering is the engine's time, not the client's
+            owing.pop(self, None)
             super().on_message_complete()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
             if self._peer is not None and not self.transport.is_closing():
-                waiting[self] = None  # kept alive, idle until its next request
+                owing[self] = None  # kept alive, idle until its next request
 
         def _expect(self, seconds: float | None) -> None:
             if self._deadline is not None:

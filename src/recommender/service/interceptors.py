@@ -35,6 +35,7 @@ from recommender.service.ratelimit import WriteLimiter
 _log = logging.getLogger("recommender.service")
 
 WRITE_METHODS = frozenset({"Upsert", "Delete"})
+EVENT_METHODS = frozenset({"RecordEvents"})  # no token (browsers send them), limited apart
 
 
 def status_of(error: BaseException) -> tuple[grpc.StatusCode, str]:
@@ -85,11 +86,13 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         token: str | None = None,
         auth_reads: bool = False,
         write_limiter: WriteLimiter | None = None,
+        event_limiter: WriteLimiter | None = None,
     ) -> None:
         self.metrics = metrics
         self.token = token
         self.auth_reads = auth_reads
         self.write_limiter = write_limiter
+        self.event_limiter = event_limiter
         # (method, authorized) -> wrapped handler: built once, not per call (at thousands of
         # calls a second, rebuilding the handler and its closures was a measurable share)
         self._handlers: dict[tuple[str, bool], grpc.RpcMethodHandler] = {}
@@ -117,7 +120,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def _wrapper(self, method: str, authorized: bool) -> Callable[[Any, Any, Any], Any]:
         observe = self.metrics.observer(method)
-        limiter = self.write_limiter if method in WRITE_METHODS else None
+        limiter = limiter_for(method, self.write_limiter, self.event_limiter)
+        what = "events" if method in EVENT_METHODS else "writes"
 
         def wrapper(inner: Any, request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -132,8 +136,8 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 wait = limiter.allow(context.peer()) if limiter is not None else 0.0
                 if wait:
                     code = grpc.StatusCode.RESOURCE_EXHAUSTED
-                    context.abort(code, f"too many writes from this client: {limiter.rate:g} "  # type: ignore[union-attr]
-                                  f"per second at most; retry in {wait:.2f} s")  # fmt: skip
+                    context.abort(code, f"too many {what} from this client: {limiter.rate:g} "  # type: ignore[union-attr]
+                                  f"calls per second at most; retry in {wait:.2f} s")  # fmt: skip
                 remaining = context.time_remaining()
                 if remaining is not None and remaining <= 0:
                     code = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -156,6 +160,13 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def _authorized(self, header: str) -> bool:
         assert self.token is not None
         return token_matches(self.token, header)
+
+
+def limiter_for(
+    method: str, writes: WriteLimiter | None, events: WriteLimiter | None
+) -> WriteLimiter | None:
+    """The per-client limit a method's calls count against (None: not limited)."""
+    return writes if method in WRITE_METHODS else events if method in EVENT_METHODS else None
 
 
 def token_matches(token: str, header: str) -> bool:

@@ -26,10 +26,12 @@ from grpc_reflection.v1alpha import reflection
 from recommender.config import ServerConfig
 from recommender.engine import DEFAULT_OPTIONS, MAX_K, NO_FILTERS, Engine
 from recommender.errors import InvalidInputError, NotFoundError
+from recommender.events.records import MAX_EVENTS_PER_CALL
 from recommender.ingest.records import parse_date_field
 from recommender.runtime import SERVING_THREADS, set_threads
 from recommender.service import convert
-from recommender.service.httpapi import HttpApi, HttpServer
+from recommender.service.httpapi import HttpApi
+from recommender.service.httpserver import HttpServer
 from recommender.service.interceptors import ServiceInterceptor
 from recommender.service.metrics import Metrics
 from recommender.service.ratelimit import WriteLimiter
@@ -132,6 +134,15 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
     def Stats(self, request: pb.StatsRequest, context: Any) -> pb.StatsResponse:
         return convert.stats_to_pb(self.engine.stats())
 
+    def RecordEvents(
+        self, request: pb.RecordEventsRequest, context: Any
+    ) -> pb.RecordEventsResponse:
+        if not 1 <= len(request.events) <= MAX_EVENTS_PER_CALL:
+            raise InvalidInputError(f"give 1-{MAX_EVENTS_PER_CALL} events, got "
+                                    f"{len(request.events)}", field="events")  # fmt: skip
+        events = [convert.event_from_pb(e, f"events[{n}]") for n, e in enumerate(request.events)]
+        return pb.RecordEventsResponse(recorded=self.engine.events.append(events))
+
 
 @dataclass
 class RunningServer:
@@ -182,6 +193,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
         config.auth_token,
         config.auth_reads,
         WriteLimiter(config.write_rate, config.write_burst),
+        WriteLimiter(config.event_rate, config.event_burst),
     )
     server = grpc.server(
         futures.ThreadPoolExecutor(
@@ -242,6 +254,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
             token=config.auth_token,
             auth_reads=config.auth_reads,
             write_limiter=interceptor.write_limiter,
+            event_limiter=interceptor.event_limiter,
             workers=config.workers,
             cors_origins=config.cors_origins,
             anonymous_writes=config.allow_anonymous_writes,

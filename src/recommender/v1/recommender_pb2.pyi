@@ -199,7 +199,7 @@ class StatsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatsResponse(_message.Message):
-    __slots__ = ("snapshot", "model", "dimension", "index_type", "articles", "built_at", "by_lang", "by_section", "by_source", "list_depth", "lists_pending", "lists_recomputed")
+    __slots__ = ("snapshot", "model", "dimension", "index_type", "articles", "built_at", "by_lang", "by_section", "by_source", "list_depth", "lists_pending", "lists_recomputed", "events")
     class ByLangEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -221,6 +221,13 @@ class StatsResponse(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class EventsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     DIMENSION_FIELD_NUMBER: _ClassVar[int]
@@ -233,6 +240,7 @@ class StatsResponse(_message.Message):
     LIST_DEPTH_FIELD_NUMBER: _ClassVar[int]
     LISTS_PENDING_FIELD_NUMBER: _ClassVar[int]
     LISTS_RECOMPUTED_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
     snapshot: str
     model: str
     dimension: int
@@ -245,4 +253,35 @@ class StatsResponse(_message.Message):
     list_depth: int
     lists_pending: int
     lists_recomputed: int
-    def __init__(self, snapshot: _Optional[str] = ..., model: _Optional[str] = ..., dimension: _Optional[int] = ..., index_type: _Optional[str] = ..., articles: _Optional[int] = ..., built_at: _Optional[str] = ..., by_lang: _Optional[_Mapping[str, int]] = ..., by_section: _Optional[_Mapping[str, int]] = ..., by_source: _Optional[_Mapping[str, int]] = ..., list_depth: _Optional[int] = ..., lists_pending: _Optional[int] = ..., lists_recomputed: _Optional[int] = ...) -> None: ...
+    events: _containers.ScalarMap[str, int]
+    def __init__(self, snapshot: _Optional[str] = ..., model: _Optional[str] = ..., dimension: _Optional[int] = ..., index_type: _Optional[str] = ..., articles: _Optional[int] = ..., built_at: _Optional[str] = ..., by_lang: _Optional[_Mapping[str, int]] = ..., by_section: _Optional[_Mapping[str, int]] = ..., by_source: _Optional[_Mapping[str, int]] = ..., list_depth: _Optional[int] = ..., lists_pending: _Optional[int] = ..., lists_recomputed: _Optional[int] = ..., events: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("kind", "reader", "time", "source", "ids", "target", "position")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    READER_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    reader: str
+    time: str
+    source: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    target: str
+    position: int
+    def __init__(self, kind: _Optional[str] = ..., reader: _Optional[str] = ..., time: _Optional[str] = ..., source: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ..., target: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+
+class RecordEventsRequest(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class RecordEventsResponse(_message.Message):
+    __slots__ = ("recorded",)
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    recorded: int
+    def __init__(self, recorded: _Optional[int] = ...) -> None: ...

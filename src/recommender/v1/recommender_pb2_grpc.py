@@ -64,6 +64,11 @@ class RecommenderStub:
                 request_serializer=recommender_dot_v1_dot_recommender__pb2.StatsRequest.SerializeToString,
                 response_deserializer=recommender_dot_v1_dot_recommender__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.RecordEvents = channel.unary_unary(
+                '/recommender.v1.Recommender/RecordEvents',
+                request_serializer=recommender_dot_v1_dot_recommender__pb2.RecordEventsRequest.SerializeToString,
+                response_deserializer=recommender_dot_v1_dot_recommender__pb2.RecordEventsResponse.FromString,
+                _registered_method=True)
 
 
 class RecommenderServicer:
@@ -111,6 +116,14 @@ class RecommenderServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEvents(self, request, context):
+        """What readers were shown, clicked and read. No token needed (browsers send them); limited
+        per client address. Durable when the call returns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RecommenderServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +156,11 @@ def add_RecommenderServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=recommender_dot_v1_dot_recommender__pb2.StatsRequest.FromString,
                     response_serializer=recommender_dot_v1_dot_recommender__pb2.StatsResponse.SerializeToString,
+            ),
+            'RecordEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvents,
+                    request_deserializer=recommender_dot_v1_dot_recommender__pb2.RecordEventsRequest.FromString,
+                    response_serializer=recommender_dot_v1_dot_recommender__pb2.RecordEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +325,33 @@ class Recommender:
             '/recommender.v1.Recommender/Stats',
             recommender_dot_v1_dot_recommender__pb2.StatsRequest.SerializeToString,
             recommender_dot_v1_dot_recommender__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/recommender.v1.Recommender/RecordEvents',
+            recommender_dot_v1_dot_recommender__pb2.RecordEventsRequest.SerializeToString,
+            recommender_dot_v1_dot_recommender__pb2.RecordEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
