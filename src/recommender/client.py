@@ -106,6 +106,13 @@ class RecommenderClient:
         """Remove articles."""
         return cast(pb.DeleteResponse, self._call("Delete", pb.DeleteRequest(ids=ids)))
 
+    def record_events(self, events: Sequence[pb.Event | dict[str, Any]]) -> int:
+        """Report what readers were shown, clicked and read (dicts in the event schema or
+        ``pb.Event``); returns how many were recorded."""
+        messages = [e if isinstance(e, pb.Event) else pb.Event(**e) for e in events]
+        request = pb.RecordEventsRequest(events=messages)
+        return int(self._call("RecordEvents", request).recorded)
+
     def stats(self) -> pb.StatsResponse:
         """The serving snapshot and counts."""
         return cast(pb.StatsResponse, self._call("Stats", pb.StatsRequest()))
