@@ -122,3 +122,37 @@ def test_a_read_only_server_refuses_events_with_a_reason(sample_index, model, tm
             assert dict(client.stats().events) == {}
     finally:
         running.stop(grace=0)
+
+
+def test_recommend_takes_a_reader_key_until_the_reader_is_forgotten(server):
+    running, base = server
+    reads = [{"kind": "read", "reader": "cookie-2", "target": article}
+             for article in ("libya-ceasefire-fr", "libya-oil-ports-en")]  # fmt: skip
+    assert call(base, "/v1/events", "POST", {"events": reads})[0] == 200
+    with RecommenderClient(f"127.0.0.1:{running.port}") as client:
+        by_reader = client.recommend(reader="cookie-2", k=5)
+        by_ids = client.recommend(["libya-ceasefire-fr", "libya-oil-ports-en"], k=5)
+        assert [r.id for r in by_reader.results] == [r.id for r in by_ids.results]
+        assert not {"libya-ceasefire-fr", "libya-oil-ports-en"} & {r.id for r in by_reader.results}
+        assert running.engine.events.forget("cookie-2") == 2
+        with pytest.raises(grpc.RpcError) as raised:
+            client.recommend(reader="cookie-2", k=5)
+        assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_candidate_set_is_ranked_whole_and_nothing_else(server):
+    _, base = server
+    chosen = ["wuhan-life-returns", "german-fm-tripoli-visit", "eu-summit-de",
+              "libya-elections-en", "not-indexed-at-all", SEED]  # fmt: skip
+    query = "&".join(f"id={c}" for c in chosen)
+    got, answer, _ = call(
+        base,
+        f"/v1/articles/{SEED}/related?k=10&{query}"
+        "&options.no_dedup=true&options.no_other_languages=true",
+    )
+    assert got == 200
+    ids = [r["id"] for r in answer["results"]]
+    assert sorted(ids) == sorted(chosen[:4])  # all of them; never the query nor unknown ids
+    assert ids.index("german-fm-tripoli-visit") < ids.index("wuhan-life-returns")
+    scores = [r["score"] for r in answer["results"]]
+    assert scores == sorted(scores, reverse=True)

@@ -87,10 +87,15 @@ class RecommenderClient:
         return cast(pb.RelatedResponse, self._call("Related", request))
 
     def recommend(
-        self, history_ids: Sequence[str], k: int = 10, filters: pb.Filters | None = None
+        self,
+        history_ids: Sequence[str] = (),
+        k: int = 10,
+        filters: pb.Filters | None = None,
+        reader: str = "",
     ) -> pb.RelatedResponse:
-        """Recommendations from a reading history (oldest first)."""
-        request = pb.RecommendRequest(history_ids=history_ids, k=k, filters=filters)
+        """Recommendations from a reading history (oldest first), after the reads recorded
+        for ``reader`` (a reader key, as in ``record_events``)."""
+        request = pb.RecommendRequest(history_ids=history_ids, k=k, filters=filters, reader=reader)
         return cast(pb.RelatedResponse, self._call("Recommend", request))
 
     def get_article(self, article_id: str) -> pb.Article:

@@ -26,7 +26,8 @@ import numpy as np
 
 from recommender.embedding import Embedder
 from recommender.errors import ModelError, NotFoundError, StoreError, disk_full_refused
-from recommender.events.log import EVENTS_FILE, EventLog
+from recommender.events.live import ReaderEvents
+from recommender.events.log import EVENTS_FILE
 from recommender.ingest.records import Article, echo
 from recommender.ingest.text import TextRecipe
 from recommender.lists.stored import StoredList
@@ -84,7 +85,7 @@ class Engine:
         self.use_lists = use_lists  # False: rank every request live (comparisons, benchmarks)
         self._embedder = embedder
         self._model_lock = threading.Lock()
-        self._events: EventLog | None = None
+        self._events: ReaderEvents | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -141,13 +142,14 @@ class Engine:
             return self._embedder
 
     @property
-    def events(self) -> EventLog:
-        """The reader event log beside the store (writable engines; opened on first use)."""
+    def events(self) -> ReaderEvents:
+        """Reader events and their signals, beside the store (writable engines; opened on
+        first use)."""
         if not self.writable:
             raise StoreError("this server is read-only: send reader events to a writable one")
         with self._model_lock:
             if self._events is None:
-                self._events = EventLog(self.index_dir)
+                self._events = ReaderEvents(self.index_dir)
             return self._events
 
     def close(self) -> None:
@@ -265,12 +267,19 @@ class Engine:
         k: int = 10,
         filters: Filters | None = None,
         options: RankingOptions | None = None,
+        reader: str = "",
     ) -> RelatedResponse:
-        """Unread stories for a reader, from the ids they read (oldest first); see
-        ``queries.history_query`` for how reads are weighed."""
+        """Unread stories for a reader, from the ids they read (oldest first) after the
+        reads recorded for ``reader``; see ``queries.history_query`` for how reads weigh."""
         check_k(k)
         self.live.catch_up_if_behind()
         space = self.space
+        if reader:
+            recorded = self.events.reader_history(reader)
+            rows = space.rows_of(recorded)
+            history_ids = [str(space.ids[r]) for r in rows.tolist() if r >= 0] + list(history_ids)
+            if not history_ids:
+                raise NotFoundError("no reads recorded for this reader, and no history_ids")
         query = queries.history_query(space, history_ids)
         return self._rank(space, query, k, filters or Filters(), self._options(options))
 

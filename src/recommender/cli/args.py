@@ -102,6 +102,8 @@ def add_filter_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--after", help="published at or after (ISO 8601)")
     group.add_argument("--before", help="published at or before (ISO 8601)")
     group.add_argument("--exclude", action="append", default=[], help="never this id")
+    group.add_argument("--candidate", action="append", default=[], metavar="ID",
+                       help="rank only these ids, every one (a candidate set)")  # fmt: skip
 
 
 def filters_from_args(args: argparse.Namespace) -> Filters:
@@ -113,5 +115,6 @@ def filters_from_args(args: argparse.Namespace) -> Filters:
         after=args.after,
         before=args.before,
         exclude_ids=args.exclude,
+        ids=args.candidate,
         date_fields=("after", "before"),
     )

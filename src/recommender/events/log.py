@@ -189,7 +189,20 @@ class EventLog:
                 gone[kind] = n
             self._db.execute(f"DELETE FROM events WHERE {where}", args)
             self._count(-gone)
+            if gone.any():  # signals kept from the log must be recomputed (``generation``)
+                self._db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT (key) "
+                    "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+                )
         return int(gone.sum())
+
+    @property
+    def generation(self) -> int:
+        """Bumped whenever events are deleted (forget, retention): what was counted from
+        them must be counted again."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return int(row[0]) if row else 0
 
     def forget(self, reader: str) -> int:
         """Delete every event of one reader key; returns how many there were."""
@@ -231,18 +244,21 @@ class EventLog:
             rows = dict(self._db.execute("SELECT kind, n FROM counts").fetchall())
         return {kind: int(rows.get(n, 0)) for n, kind in enumerate(KINDS)}
 
-    def events(self, since: float = 0.0, reader: str | None = None) -> Iterator[StoredEvent]:
-        """Stored events at or after ``since`` (Unix seconds), oldest first; one reader's with
-        ``reader``. Reads through its own connection, so appends go on meanwhile."""
+    def events(
+        self, since: float = 0.0, reader: str | None = None, after_seq: int = 0
+    ) -> Iterator[StoredEvent]:
+        """Stored events at or after ``since`` (Unix seconds) and after ``after_seq``, in the
+        order they were stored; one reader's with ``reader``. Reads through its own
+        connection, so appends go on meanwhile."""
         query = "SELECT seq, at, kind, reader, source, target, position, ids FROM events " \
-                "WHERE at >= ?"  # fmt: skip
-        args: tuple[Any, ...] = (since,)
+                "WHERE at >= ? AND seq > ?"  # fmt: skip
+        args: tuple[Any, ...] = (since, after_seq)
         if reader is not None:
             query, args = query + " AND reader = ?", (*args, self.reader_hash(reader))
         db = sqlite3.connect(self.path, timeout=30)
         try:
             for seq, at, kind, who, source, target, position, ids in db.execute(
-                query + " ORDER BY at, seq", args
+                query + " ORDER BY seq", args
             ):
                 shown = tuple(np.frombuffer(ids, dtype="<i8").tolist()) if ids else ()
                 yield StoredEvent(seq, at, KINDS[kind], who, source, target, position, shown)

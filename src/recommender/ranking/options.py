@@ -37,6 +37,7 @@ RECENCY_FLOOR = 0.5**RECENCY_FLOOR_HALF_LIVES
 # shorter list is a prefix of a longer one, folded counts included: a stored list of this
 # depth answers every k up to it (``lists``).
 PREFIX_DEPTH = 30
+MAX_CANDIDATE_IDS = 1_000  # a candidate set to re-rank (``Filters.ids``)
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,13 @@ class Filters:
     published_after: datetime | None = None
     published_before: datetime | None = None
     exclude_ids: tuple[str, ...] = ()
+    # a candidate set: only these stories, every one of them scored (a front page to re-rank)
+    ids: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if len(self.ids) > MAX_CANDIDATE_IDS:
+            raise InvalidInputError(f"at most {MAX_CANDIDATE_IDS:,} candidate ids",
+                                    field="filters.ids")  # fmt: skip
         for name in ("published_after", "published_before"):
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
@@ -74,6 +80,7 @@ class Filters:
         after: str | None = None,
         before: str | None = None,
         exclude_ids: Sequence[str] = (),
+        ids: Sequence[str] = (),
         date_fields: tuple[str, str] = ("filters.published_after", "filters.published_before"),
     ) -> Filters:
         """Filters from request values: dates as ISO 8601 text ("" or None: no bound), an
@@ -91,6 +98,7 @@ class Filters:
             published_after=parse_date_field(after, date_fields[0]),
             published_before=parse_date_field(before, date_fields[1]),
             exclude_ids=tuple(exclude_ids),
+            ids=tuple(dict.fromkeys(ids)),
         )
 
     @property
@@ -102,6 +110,7 @@ class Filters:
             or self.sources
             or self.published_after
             or self.published_before
+            or self.ids
         )
 
 

@@ -85,6 +85,12 @@ def gather(
     """
     exclude = query.exclude | {int_id(i) for i in filters.exclude_ids}
     mask = space.mask(filters) if filters.restricts else space.alive
+    if filters.ids:  # a candidate set: every one of its stories, none searched for
+        keys = [key for key in dict.fromkeys(int_id(i) for i in filters.ids) if key not in exclude]
+        rows = space.rows_of(keys)
+        keys = [key for key, row in zip(keys, rows.tolist(), strict=True) if row >= 0 and mask[row]]
+        everywhere = np.ones(len(keys), dtype=bool)
+        return _pool(space, query, keys, everywhere, everywhere)
     masks: list[np.ndarray | None] = [mask if filters.restricts else None]
     enclosing = int(mask.sum())
     for window in reversed(time_windows(space, query.reference_ts, half_life_days)):

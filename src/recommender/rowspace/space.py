@@ -251,6 +251,11 @@ class RowSpace:
             mask &= self.published_ts >= filters.published_after.timestamp()
         if filters.published_before is not None:
             mask &= self.published_ts <= filters.published_before.timestamp()
+        if filters.ids:
+            chosen = np.zeros(len(mask), dtype=bool)
+            rows = self.rows_of([int_id(i) for i in filters.ids])
+            chosen[rows[rows >= 0]] = True
+            mask &= chosen
         return mask
 
     def rows_of(self, keys: Sequence[int]) -> np.ndarray:

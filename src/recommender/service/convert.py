@@ -36,6 +36,7 @@ def filters_from_pb(message: pb.Filters) -> Filters:
         after=message.published_after,
         before=message.published_before,
         exclude_ids=message.exclude_ids,
+        ids=message.ids,
     )
 
 
@@ -48,6 +49,7 @@ def filters_to_pb(filters: Filters) -> pb.Filters:
         published_after=_iso(filters.published_after),
         published_before=_iso(filters.published_before),
         exclude_ids=filters.exclude_ids,
+        ids=filters.ids,
     )
 
 

@@ -23,6 +23,7 @@ SHORTHANDS = {
     "section": "filters.sections",
     "source": "filters.sources",
     "exclude_id": "filters.exclude_ids",
+    "id": "filters.ids",
     "published_after": "filters.published_after",
     "published_before": "filters.published_before",
 }

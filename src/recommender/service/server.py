@@ -111,6 +111,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             k=_k(request.k),
             filters=convert.filters_from_pb(request.filters),
             options=convert.options_from_pb(request.options, self.engine.default_options),
+            reader=request.reader,
         )
         return convert.response_to_pb(response, self._snapshot_name())
 
@@ -141,7 +142,7 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
             raise InvalidInputError(f"give 1-{MAX_EVENTS_PER_CALL} events, got "
                                     f"{len(request.events)}", field="events")  # fmt: skip
         events = [convert.event_from_pb(e, f"events[{n}]") for n, e in enumerate(request.events)]
-        return pb.RecordEventsResponse(recorded=self.engine.events.append(events))
+        return pb.RecordEventsResponse(recorded=self.engine.events.record(events))
 
 
 @dataclass

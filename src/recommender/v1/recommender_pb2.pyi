@@ -19,20 +19,22 @@ BACKGROUND: Relation
 SAME_TIME: Relation
 
 class Filters(_message.Message):
-    __slots__ = ("langs", "sections", "sources", "published_after", "published_before", "exclude_ids")
+    __slots__ = ("langs", "sections", "sources", "published_after", "published_before", "exclude_ids", "ids")
     LANGS_FIELD_NUMBER: _ClassVar[int]
     SECTIONS_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_AFTER_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_IDS_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
     langs: _containers.RepeatedScalarFieldContainer[str]
     sections: _containers.RepeatedScalarFieldContainer[str]
     sources: _containers.RepeatedScalarFieldContainer[str]
     published_after: str
     published_before: str
     exclude_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, langs: _Optional[_Iterable[str]] = ..., sections: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ..., published_after: _Optional[str] = ..., published_before: _Optional[str] = ..., exclude_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, langs: _Optional[_Iterable[str]] = ..., sections: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ..., published_after: _Optional[str] = ..., published_before: _Optional[str] = ..., exclude_ids: _Optional[_Iterable[str]] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RankingOptions(_message.Message):
     __slots__ = ("dense_weight", "recency_half_life_days", "dedup_threshold", "no_dedup", "mmr_lambda", "max_per_source", "no_other_languages", "no_recency")
@@ -83,16 +85,18 @@ class RelatedRequest(_message.Message):
     def __init__(self, article_id: _Optional[str] = ..., text: _Optional[str] = ..., examples: _Optional[_Union[Examples, _Mapping]] = ..., k: _Optional[int] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., options: _Optional[_Union[RankingOptions, _Mapping]] = ..., lang: _Optional[str] = ..., published_at: _Optional[str] = ...) -> None: ...
 
 class RecommendRequest(_message.Message):
-    __slots__ = ("history_ids", "k", "filters", "options")
+    __slots__ = ("history_ids", "k", "filters", "options", "reader")
     HISTORY_IDS_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    READER_FIELD_NUMBER: _ClassVar[int]
     history_ids: _containers.RepeatedScalarFieldContainer[str]
     k: int
     filters: Filters
     options: RankingOptions
-    def __init__(self, history_ids: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., options: _Optional[_Union[RankingOptions, _Mapping]] = ...) -> None: ...
+    reader: str
+    def __init__(self, history_ids: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., filters: _Optional[_Union[Filters, _Mapping]] = ..., options: _Optional[_Union[RankingOptions, _Mapping]] = ..., reader: _Optional[str] = ...) -> None: ...
 
 class RelatedItem(_message.Message):
     __slots__ = ("id", "title", "url", "score", "lang", "published_at", "source", "section", "dense_score", "lexical_score", "key_terms", "relation", "folded")
