@@ -28,6 +28,8 @@ from recommender.embedding import Embedder
 from recommender.errors import ModelError, NotFoundError, StoreError, disk_full_refused
 from recommender.events.live import ReaderEvents
 from recommender.events.log import EVENTS_FILE
+from recommender.events.ranker import RANKERS_DIR
+from recommender.events.rerank import rerank_depth
 from recommender.ingest.records import Article, echo
 from recommender.ingest.text import TextRecipe
 from recommender.lists.stored import StoredList
@@ -281,7 +283,20 @@ class Engine:
             if not history_ids:
                 raise NotFoundError("no reads recorded for this reader, and no history_ids")
         query = queries.history_query(space, history_ids)
-        return self._rank(space, query, k, filters or Filters(), self._options(options))
+        filters, options = filters or Filters(), self._options(options)
+        ranker = self.events.ranker() if self._ranked_by_behaviour() else None
+        if ranker is None:
+            return self._rank(space, query, k, filters, options)
+        found, ranked = candidates.rank_candidates(space, query, rerank_depth(k), filters, options)
+        if not found:
+            return RelatedResponse([])
+        history = [int_id(i) for i in history_ids]
+        ranked = self.events.rerank(ranker, space, history, found.keys, ranked, k)
+        return build_response(space, query, found, ranked)
+
+    def _ranked_by_behaviour(self) -> bool:
+        # a fitted ranker (``train-ranker``) and the event log it needs: writable engines only
+        return self.writable and (self.index_dir / RANKERS_DIR).is_dir()
 
     def _rank(
         self,

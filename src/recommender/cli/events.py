@@ -112,3 +112,86 @@ def add_event_commands(commands: Any) -> None:
     forget.add_argument("--reader", required=True, help="the site's reader key")
     forget.add_argument("--index-dir", required=True, help="index directory")
     forget.set_defaults(handler=_cmd_forget)
+
+
+def eval_clicks(args: argparse.Namespace) -> dict[str, Any]:
+    """``eval clicks BEHAVIORS NEWS``: index the news (``--index-dir``, else a temporary
+    directory), replay the log (kept apart from any index's own events) and score it."""
+    import tempfile
+    from pathlib import Path
+
+    from recommender.batch.indexing import index_sources
+    from recommender.cli.args import options_from_args
+    from recommender.config import IndexConfig
+    from recommender.engine import Engine
+    from recommender.evaluation.clicks import evaluate_clicks
+    from recommender.evaluation.simulator import news_records
+    from recommender.events.imports import import_events
+    from recommender.events.log import EventLog
+    from recommender.events.records import parse_time
+
+    if not args.news:
+        raise InvalidInputError("give the news.tsv beside behaviors.tsv", field="news")
+    with tempfile.TemporaryDirectory(prefix="eval-clicks-") as scratch:
+        work = Path(scratch)
+        records = news_records(Path(args.news).read_text(encoding="utf-8"))
+        articles = work / "news.jsonl"
+        articles.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        index_dir = Path(args.index_dir) if args.index_dir else work / "index"
+        config = IndexConfig(index_dir=index_dir, model_name=args.model, progress=False,
+                             list_depth=0, max_rejects=len(records))  # fmt: skip
+        summary = index_sources(config, [str(articles)])
+        log = EventLog(work / "events")
+        log.set_retention(0)
+        stored, rejections = import_events(log, args.file, "mind")
+        for rejection in rejections[:SHOWN_REJECTS]:
+            print(f"rejected: {rejection}", file=sys.stderr)
+        engine = Engine(index_dir).load()
+        try:
+            options = options_from_args(args, engine.default_options)
+            until = parse_time(args.train_until or "", "train_until")
+            result = evaluate_clicks(engine.space, log.events(), options, until)
+        finally:
+            engine.close()
+            log.close()
+    result.update(news=summary.articles, events=stored, rejected_lines=len(rejections))
+    return result
+
+
+def _cmd_train_ranker(args: argparse.Namespace) -> int:
+    from recommender.engine import Engine
+    from recommender.evaluation.clicks import evaluate_clicks
+    from recommender.events.records import parse_time
+    from recommender.events.training import replay, train
+
+    engine = Engine(args.index_dir).load()
+    log = _open(args)
+    try:
+        since = parse_time(args.since or "", "since") or 0.0
+        options = engine.default_options
+        # held out first (the last fifth of the impressions), then fit on everything
+        validation = evaluate_clicks(engine.space, log.events(since=since), options)
+        ranker = train(replay(engine.space, log.events(since=since), options),
+                       {"validation": validation["methods"]})  # fmt: skip
+        path = ranker.save(args.index_dir)
+    finally:
+        log.close()
+        engine.close()
+    print(json.dumps({"saved": str(path), "examples": ranker.examples,
+                      "validation": validation["methods"]}))  # fmt: skip
+    return 0
+
+
+def add_ranker_command(commands: Any) -> None:
+    """``train-ranker``."""
+    trainer = commands.add_parser(
+        "train-ranker",
+        help="fit the click ranker on the index's events; serving picks it up",
+        description="Replay the index's events, fit a ranker of (context, story) pairs on "
+        "its impressions (clicked vs shown, position as a feature), report it on the last "
+        "fifth held out, fit on all and save it beside the index (rankers/). Recommend "
+        "uses the newest one within seconds.",
+    )  # fmt: skip
+    trainer.add_argument("--index-dir", required=True, help="index directory")
+    trainer.add_argument("--since", help="ISO 8601: only events at or after")
+    trainer.set_defaults(handler=_cmd_train_ranker)

@@ -17,7 +17,7 @@ from recommender.cli.args import (
     filters_from_args,
     options_from_args,
 )
-from recommender.cli.events import add_event_commands
+from recommender.cli.events import add_event_commands, add_ranker_command, eval_clicks
 from recommender.cli.jobs import add_job_commands
 from recommender.config import LIST_DEPTH
 from recommender.errors import InvalidInputError, RecommenderError
@@ -135,6 +135,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from recommender.embedding import Embedder, EmbeddingCache
     from recommender.embedding.profiles import default_options
 
+    if args.kind == "clicks":
+        print(json.dumps(eval_clicks(args), ensure_ascii=False))
+        return 0
     cache = EmbeddingCache(Path(args.cache).expanduser())
     embedder = Embedder(args.model, cache=cache)
     options = options_from_args(args, default_options(embedder.model_name))
@@ -194,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_job_commands(commands)  # index, serve, publish (cli_jobs)
     add_event_commands(commands)  # events import|stats|retention, forget
+    add_ranker_command(commands)  # train-ranker
 
     embed = commands.add_parser(
         "embed",
@@ -245,11 +249,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="evaluate relevance on labelled data (pairs, clusters, parallel)",
         description=(
             "pairs: correlation with human scores; clusters: same-label precision@k, "
-            "coverage, diversity; parallel: cross-lingual top-1 and MRR."
+            "coverage, diversity; parallel: cross-lingual top-1 and MRR; clicks: a MIND "
+            "click log (behaviors.tsv news.tsv) replayed, AUC, MRR, nDCG@5/10 of random, "
+            "popularity, content and the fitted ranker."
         ),
     )
-    evaluate.add_argument("kind", choices=("pairs", "clusters", "parallel"))
-    evaluate.add_argument("file", help="JSONL (or .jsonl.gz) file")
+    evaluate.add_argument("kind", choices=("pairs", "clusters", "parallel", "clicks"))
+    evaluate.add_argument("file", help="JSONL (or .jsonl.gz) file; clicks: behaviors.tsv")
+    evaluate.add_argument("news", nargs="?", help="clicks: MIND's news.tsv")
+    evaluate.add_argument("--train-until", help="clicks: ISO 8601; impressions before train")
+    evaluate.add_argument("--index-dir", help="clicks: index the news here (default: a "
+                          "temporary directory)")  # fmt: skip
     evaluate.add_argument("--label", default="section", help="label field for clusters")
     evaluate.add_argument("-k", type=int, default=10, help="list length for clusters")
     evaluate.add_argument("--json", action="store_true", help="one JSON object")

@@ -9,20 +9,31 @@ deleted (``forget``, retention), the signals are recomputed from the log.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from recommender.events.features import Context
 from recommender.events.log import EventLog
+from recommender.events.ranker import Ranker, latest_ranker
 from recommender.events.records import Event
+from recommender.events.rerank import reranked
 from recommender.events.signals import Signals, SignalSettings
+from recommender.ranking import RankedList
+from recommender.rowspace.space import RowSpace
+
+RANKER_RECHECK_S = 5.0  # how soon a newly saved ranker serves
 
 
 class ReaderEvents:
     """Record, forget and read the behaviour of an index's readers."""
 
     def __init__(self, index_dir: str | Path, settings: SignalSettings | None = None) -> None:
+        self.index_dir = Path(index_dir)
         self.log = EventLog(index_dir)
+        self._ranker: Ranker | None = None
+        self._ranker_checked = -RANKER_RECHECK_S
         self.settings = settings or SignalSettings()
         self._signals = Signals(self.settings)
         self._generation = -1  # nothing counted yet: the first read replays the log
@@ -58,6 +69,28 @@ class ReaderEvents:
             else:
                 self._signals.catch_up(self.log)
             yield self._signals
+
+    def ranker(self) -> Ranker | None:
+        """The newest saved ranker (looked for at most every ``RANKER_RECHECK_S``)."""
+        now = time.monotonic()
+        if now - self._ranker_checked > RANKER_RECHECK_S:
+            found = latest_ranker(self.index_dir)
+            self._ranker, self._ranker_checked = (found[1] if found else None), now
+        return self._ranker
+
+    def rerank(
+        self,
+        ranker: Ranker,
+        space: RowSpace,
+        history: Sequence[int],
+        keys: list[int],
+        ranked: RankedList,
+        k: int,
+    ) -> RankedList:
+        """A content ranking re-ordered by ``ranker`` with the signals of this moment."""
+        context = Context(time.time(), None, tuple(history))
+        with self.signals() as signals:
+            return reranked(ranker, space, signals, context, keys, ranked, k)
 
     def counts(self) -> dict[str, int]:
         """Events stored, by kind."""

@@ -61,6 +61,7 @@ class Signals:
     total_clicked: float = 0.0
     co_read: dict[int, dict[int, float]] = field(default_factory=dict)
     histories: dict[bytes, collections.deque[tuple[int, float]]] = field(default_factory=dict)
+    first_seen: dict[int, float] = field(default_factory=dict)  # article -> earliest event
     last_seq: int = 0
     applied: int = 0
 
@@ -88,6 +89,9 @@ class Signals:
         self.last_seq = max(self.last_seq, event.seq)
         self.applied += 1
         weight = self._weight(event.at)
+        for article in (*event.ids, event.target):
+            if article is not None and event.at < self.first_seen.get(article, math.inf):
+                self.first_seen[article] = event.at
         if event.kind == "impression":
             for article in set(event.ids):
                 self.shown[article] = self.shown.get(article, 0.0) + weight
@@ -205,6 +209,7 @@ class Signals:
                 for a in sorted(self.co_read)
             },
             "histories": {r: self.history(r) for r in sorted(self.histories)},
+            "first_seen": dict(sorted(self.first_seen.items())),
         }
 
 

@@ -14,6 +14,7 @@ call ``gather``, so the quality figures describe what users get.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,11 +87,7 @@ def gather(
     exclude = query.exclude | {int_id(i) for i in filters.exclude_ids}
     mask = space.mask(filters) if filters.restricts else space.alive
     if filters.ids:  # a candidate set: every one of its stories, none searched for
-        keys = [key for key in dict.fromkeys(int_id(i) for i in filters.ids) if key not in exclude]
-        rows = space.rows_of(keys)
-        keys = [key for key, row in zip(keys, rows.tolist(), strict=True) if row >= 0 and mask[row]]
-        everywhere = np.ones(len(keys), dtype=bool)
-        return _pool(space, query, keys, everywhere, everywhere)
+        return given(space, query, [int_id(i) for i in filters.ids], mask, exclude)
     masks: list[np.ndarray | None] = [mask if filters.restricts else None]
     enclosing = int(mask.sum())
     for window in reversed(time_windows(space, query.reference_ts, half_life_days)):
@@ -118,6 +115,21 @@ def gather(
     from_dense = np.array([key in dense_keys for key in keys], dtype=bool)
     from_lexical = np.array([key in lexical_keys for key in keys], dtype=bool)
     return _pool(space, query, keys, from_dense, from_lexical)
+
+
+def given(
+    space: RowSpace,
+    query: Query,
+    keys: Sequence[int],
+    mask: np.ndarray,
+    exclude: frozenset[int] | set[int],
+) -> Candidates:
+    """The candidates of a given set of int ids: those live, in ``mask`` and not excluded."""
+    wanted = [key for key in dict.fromkeys(keys) if key not in exclude]
+    rows = space.rows_of(wanted)
+    kept = [key for key, row in zip(wanted, rows.tolist(), strict=True) if row >= 0 and mask[row]]
+    everywhere = np.ones(len(kept), dtype=bool)
+    return _pool(space, query, kept, everywhere, everywhere)
 
 
 def time_windows(
@@ -217,3 +229,21 @@ def rank_candidates(
     )
     ranked = rank(found.pool, k, options, query_lang=query.lang, reference_ts=query.reference_ts)
     return found, ranked
+
+
+def candidate_scores(
+    space: RowSpace, query: Query, keys: list[int], options: RankingOptions
+) -> np.ndarray:
+    """The engine's score of each of ``keys`` for ``query`` (relevance and recency, as a list
+    ranks them), NaN for a key the row space does not hold or the query excludes."""
+    scores = np.full(len(keys), np.nan)
+    if not keys:
+        return scores
+    found = given(space, query, keys, space.alive, query.exclude)
+    if not len(found):
+        return scores
+    ranked = rank(found.pool, 1, options, query_lang=query.lang, reference_ts=query.reference_ts)
+    where = {key: n for n, key in enumerate(keys)}
+    for key, score in zip(found.keys, ranked.scores.tolist(), strict=True):
+        scores[where[key]] = score
+    return scores

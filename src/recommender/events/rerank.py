@@ -1,0 +1,50 @@
+"""Behaviour in a live list: the content ranking's head re-ordered by the fitted ranker.
+
+``Recommend`` ranks ``RERANK_DEPTH`` stories by content as before, then orders them by the
+ranker's score (its log-odds of a click, features at this moment, position fixed) and keeps
+``k``. The item scores become the ranker's click probabilities, so "higher is more related"
+still reads down the list. Without a saved ranker or an event log, nothing changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from recommender.events.features import Context, feature_rows
+from recommender.events.ranker import Ranker
+from recommender.events.signals import Signals
+from recommender.ranking import RankedList
+from recommender.rowspace.space import RowSpace
+
+RERANK_DEPTH = 50  # content-ranked stories the ranker chooses among (at least 3 x k)
+
+
+def rerank_depth(k: int) -> int:
+    """How deep the content ranking goes before the ranker orders it."""
+    return min(100, max(RERANK_DEPTH, 3 * k))
+
+
+def reranked(
+    ranker: Ranker,
+    space: RowSpace,
+    signals: Signals,
+    context: Context,
+    keys: list[int],
+    ranked: RankedList,
+    k: int,
+) -> RankedList:
+    """``ranked`` (positions into a pool of ``keys``) re-ordered by the ranker, cut to ``k``."""
+    head = list(ranked.main)
+    if not head:
+        return ranked
+    rows = feature_rows(space, signals, context, [keys[i] for i in head], ranked.scores[head])
+    logits = ranker.score(rows)
+    order = sorted(range(len(head)), key=lambda n: (-logits[n], keys[head[n]]))[:k]
+    scores = np.array(ranked.scores, dtype=np.float64, copy=True)
+    for n in order:
+        scores[head[n]] = 1.0 / (1.0 + np.exp(-logits[n]))
+    main = [head[n] for n in order]
+    folded = {position: ranked.folded[position] for position in main if position in ranked.folded}
+    return dataclasses.replace(ranked, main=main, scores=scores, folded=folded)
