@@ -103,8 +103,12 @@ def test_a_trained_ranker_reorders_recommend_by_behaviour(sample_index, tmp_path
     before = [r.id for r in engine.recommend(history, k=20).results]
     favourite = before[12]  # readers keep clicking a story content ranks 13th
     now = time.time()
-    shown = [event_from_fields("impression", f"r{n}", now - 3600 + n, "home",
-                               ids=[favourite, before[0], before[1]]) for n in range(300)]
+    shown = [
+        event_from_fields(
+            "impression", f"r{n}", now - 3600 + n, "home", ids=[favourite, before[0], before[1]]
+        )
+        for n in range(300)
+    ]
     clicks = [event_from_fields("click", f"r{n}", now - 3600 + n + 0.5, "home", favourite,
                                 position=0) for n in range(300)]  # fmt: skip
     engine.events.record([e for pair in zip(shown, clicks, strict=True) for e in pair])
