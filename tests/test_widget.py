@@ -8,10 +8,12 @@ saves the seed article's page as a PNG (``make widget-screenshot``).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import socket
 import time
+import urllib.request
 
 import pytest
 from conftest import ROOT, SAMPLE
@@ -62,8 +64,10 @@ def site(sample_index, model, tmp_path_factory):
     shutil.copytree(sample_index, index_dir)
     config = ServerConfig(index_dir=index_dir, address="127.0.0.1:0", metrics_port=None,
                           http_port=0, cors_origins=(origin,))  # fmt: skip
-    running = create_server(config, Engine(index_dir, embedder=Embedder(model=model)))
+    running = create_server(config, Engine(index_dir, embedder=Embedder(model=model),
+                                           writable=True))  # fmt: skip
     site.api = f"http://127.0.0.1:{running.http_port}"
+    site.running = running
     deadline = time.monotonic() + 60
     while not running.engine.ready:
         assert time.monotonic() < deadline
@@ -148,3 +152,83 @@ def test_the_block_degrades_to_nothing_on_error_and_on_timeout(browser, site):
             other.stop()
         closed.close()
         silent.close()
+
+
+def _events(running, kind: str) -> list:
+    return [e for e in running.engine.events.log.events() if e.kind == kind]
+
+
+def _wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the expected events never arrived"
+        time.sleep(0.1)
+
+
+def test_the_block_reports_what_was_seen_and_clicked(browser, site):
+    from selenium.webdriver.common.by import By
+
+    from recommender.storage.schema import int_id
+
+    demo_site, origin, _ = site
+    running = demo_site.running
+    browser.set_window_size(900, 350)  # the block starts below the fold
+    try:
+        shown_before, reads_before = len(_events(running, "impression")), len(_events(running,
+                                                                                     "read"))  # fmt: skip
+        browser.get(f"{origin}/articles/{SEED}.html")
+        _wait_for(lambda: len(_events(running, "read")) == reads_before + 1)  # the page view
+        _links(browser)
+        time.sleep(1.0)
+        assert len(_events(running, "impression")) == shown_before, "reported before it was seen"
+        block = browser.find_element(By.CSS_SELECTOR, ".read-also")
+        for _ in range(3):  # into view, away, and back: still one impression per page view
+            browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", block)
+            time.sleep(0.5)
+            browser.execute_script("window.scrollTo(0, 0);")
+            time.sleep(0.3)
+        _wait_for(lambda: len(_events(running, "impression")) == shown_before + 1)
+        time.sleep(0.5)
+        impressions = _events(running, "impression")
+        assert len(impressions) == shown_before + 1
+        links = _links(browser)
+        ids = [link.get_attribute("data-id") for link in links]
+        assert impressions[-1].ids == tuple(int_id(i) for i in ids)
+        assert impressions[-1].source == int_id(SEED)
+        clicks_before = len(_events(running, "click"))
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", links[2])
+        links[2].click()
+        _wait_for(lambda: len(_events(running, "click")) == clicks_before + 1)
+        click = _events(running, "click")[-1]
+        assert (click.source, click.target, click.position) == (int_id(SEED), int_id(ids[2]), 2)
+        assert click.reader == impressions[-1].reader  # one reader key across page views
+        with running.engine.events.signals() as signals:
+            assert signals.clicks(int_id(ids[2]), time.time()) > 0
+            assert int_id(ids[2]) in signals.history(click.reader)
+        with urllib.request.urlopen(f"{demo_site.api}/v1/stats", timeout=10) as answer:
+            counts = json.loads(answer.read())["events"]
+        assert int(counts["click"]) >= 1 and int(counts["impression"]) >= 1
+    finally:
+        browser.set_window_size(900, 1000)
+
+
+def test_events_off_reports_nothing_and_stores_no_key(browser, site):
+    demo_site, origin, _ = site
+    running = demo_site.running
+    browser.get(f"{origin}/")
+    browser.execute_script("window.localStorage.clear()")
+    browser.delete_all_cookies()
+    demo_site.block_attributes = 'data-events="off"'
+    try:
+        before = {kind: len(_events(running, kind)) for kind in ("read", "impression", "click")}
+        browser.get(f"{origin}/articles/{SEED}.html")
+        links = _links(browser)
+        links[0].click()
+        _links(browser)
+        time.sleep(1.5)
+        after = {kind: len(_events(running, kind)) for kind in ("read", "impression", "click")}
+        assert after == before
+        assert browser.execute_script("return window.localStorage.length") == 0
+        assert "recommender-reader" not in browser.execute_script("return document.cookie")
+    finally:
+        demo_site.block_attributes = ""

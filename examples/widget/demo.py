@@ -35,8 +35,9 @@ def load_articles(corpus: Path) -> dict[str, Article]:
     return {a.id: a for a in read_articles(corpus) if isinstance(a, Article)}
 
 
-def article_page(article: Article, api: str) -> str:
-    """One article's page with the block under it."""
+def article_page(article: Article, api: str, block_attributes: str = "") -> str:
+    """One article's page with the block under it (``block_attributes``: more data-*
+    attributes of the block, as a site would set them)."""
     direction = "rtl" if article.lang in ("ar", "fa", "he", "ur") else "ltr"
     date = article.published_at.date().isoformat() if article.published_at else ""
     body = "".join(f"<p>{html.escape(p)}</p>" for p in article.body.split("\n") if p.strip())
@@ -63,7 +64,7 @@ def article_page(article: Article, api: str) -> str:
     {body}
   </article>
   <div data-recommender-api="{html.escape(api)}" data-article-id="{html.escape(article.id)}"
-       data-k="5" data-link-template="/articles/{{id}}.html"></div>
+       data-k="5" data-link-template="/articles/{{id}}.html" {block_attributes}></div>
   <script src="/read-also.js" defer></script>
 </body>
 </html>
@@ -86,9 +87,12 @@ def index_page(articles: dict[str, Article]) -> str:
 class DemoSite:
     """The site's HTTP server (a thread); ``api`` is the recommender HTTP API's base URL."""
 
-    def __init__(self, articles: dict[str, Article], api: str = "") -> None:
+    def __init__(
+        self, articles: dict[str, Article], api: str = "", block_attributes: str = ""
+    ) -> None:
         self.articles = articles
         self.api = api
+        self.block_attributes = block_attributes
         self.server: http.server.ThreadingHTTPServer | None = None
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -104,7 +108,7 @@ class DemoSite:
                 if path.startswith("/articles/") and path.endswith(".html"):
                     article = site.articles.get(path[len("/articles/") : -len(".html")])
                     if article is not None:
-                        page = article_page(article, site.api).encode()
+                        page = article_page(article, site.api, site.block_attributes).encode()
                         return self.answer(page, "text/html")
                 return self.answer(b"not found", "text/plain", 404)
 

@@ -16,6 +16,13 @@
  *   data-timeout-ms   give up after this long (default 2000)
  *   data-other-languages-label  label of the line linking the same story in other
  *                     languages (default "Also in:")
+ *   data-events       "off": report nothing and store no reader key
+ *   data-reader-key   the site's own reader key (a login or cookie id); default: a random
+ *                     key kept in this site's localStorage (a first-party cookie without it)
+ * What readers do is reported to the API's POST /v1/events (navigator.sendBeacon, text/plain,
+ * no preflight): a read of this article when the block loads, one impression when the block
+ * is actually seen (half of it in view, once per page view), a click with its position when a
+ * link is followed. `recommender train-ranker` learns from them.
  * On any error or timeout the block stays empty and hidden: the page never shows a broken box.
  * The API must allow the page's origin: `recommender serve --http-port 8080 --cors-origin
  * https://www.example.org`.
@@ -35,6 +42,60 @@
     ".read-also .read-also-meta{display:block;color:#6b6b6b;font-size:.85em;font-weight:400}" +
     ".read-also .read-also-langs{margin:.8em 0 0;color:#6b6b6b;font-size:.9em}" +
     ".read-also .read-also-langs a{margin:0 .3em;font-weight:600}";
+
+  var READER_STORAGE = "recommender-reader";
+
+  function readerKey(element) {
+    if (element.dataset.readerKey) return element.dataset.readerKey;
+    var key = "";
+    try {
+      key = window.localStorage.getItem(READER_STORAGE) || "";
+    } catch (error) { /* storage switched off: try the cookie */ }
+    if (!key) {
+      var match = document.cookie.match(/(?:^|; )recommender-reader=([^;]+)/);
+      key = match ? decodeURIComponent(match[1]) : "";
+    }
+    if (!key) {
+      var bytes = new Uint8Array(16);
+      if (window.crypto && window.crypto.getRandomValues) window.crypto.getRandomValues(bytes);
+      else for (var i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+      key = Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+      try {
+        window.localStorage.setItem(READER_STORAGE, key);
+      } catch (error) {
+        document.cookie = "recommender-reader=" + key + "; max-age=31536000; path=/; SameSite=Lax";
+      }
+    }
+    return key;
+  }
+
+  function reporter(element, api, source) {
+    // a function sending events, or one doing nothing when the site switched them off
+    if ((element.dataset.events || "").toLowerCase() === "off") return function () {};
+    var reader = readerKey(element);
+    return function (events) {
+      events.forEach(function (event) { event.reader = reader; });
+      var body = JSON.stringify({ events: events });
+      var url = api + "/v1/events";
+      try {
+        var blob = new Blob([body], { type: "text/plain;charset=UTF-8" });
+        if (navigator.sendBeacon && navigator.sendBeacon(url, blob)) return;
+        fetch(url, { method: "POST", body: body, keepalive: true, mode: "no-cors",
+                     headers: { "Content-Type": "text/plain;charset=UTF-8" } });
+      } catch (error) { /* reporting never breaks the page */ }
+    };
+  }
+
+  function watch(element, block, report, source, ids) {
+    // one impression when half the block is in view, then stop watching
+    if (!window.IntersectionObserver) return report([{ kind: "impression", source: source, ids: ids }]);
+    var observer = new IntersectionObserver(function (entries) {
+      if (!entries.some(function (entry) { return entry.isIntersecting; })) return;
+      observer.disconnect();
+      report([{ kind: "impression", source: source, ids: ids }]);
+    }, { threshold: 0.5 });
+    observer.observe(block);
+  }
 
   function articleId(element) {
     if (element.dataset.articleId) return element.dataset.articleId;
@@ -86,7 +147,7 @@
     return line;
   }
 
-  function render(element, items, copies) {
+  function render(element, items, copies, report, source) {
     if (!items.length) return hide(element);
     if (!document.getElementById(STYLE_ID)) {
       var style = document.createElement("style");
@@ -100,7 +161,7 @@
     heading.textContent = element.dataset.heading || "Read also";
     block.appendChild(heading);
     var list = document.createElement("ul");
-    items.forEach(function (item) {
+    items.forEach(function (item, position) {
       var entry = document.createElement("li");
       var href = link(element, item);
       var title = document.createElement(href ? "a" : "span");
@@ -109,6 +170,9 @@
       if (item.lang) title.lang = item.lang;
       title.dir = "auto";  // Arabic beside English
       title.dataset.id = item.id;
+      title.addEventListener("click", function () {
+        report([{ kind: "click", source: source, target: item.id, position: position }]);
+      });
       entry.appendChild(title);
       var meta = document.createElement("span");
       meta.className = "read-also-meta";
@@ -125,12 +189,15 @@
     element.textContent = "";
     element.appendChild(block);
     element.hidden = false;
+    watch(element, block, report, source, items.map(function (item) { return item.id; }));
   }
 
   function load(element) {
     var api = (element.dataset.recommenderApi || "").replace(/\/+$/, "");
     var id = articleId(element);
     if (!api || !id || !window.fetch) return hide(element);
+    var report = reporter(element, api, id);
+    report([{ kind: "read", target: id }]);
     var k = parseInt(element.dataset.k || "5", 10) || 5;
     var url = api + "/v1/articles/" + encodeURIComponent(id) + "/related?k=" + k;
     (element.dataset.lang || "").split(",").forEach(function (lang) {
@@ -151,7 +218,7 @@
       .then(function (body) {
         if (finished) return;
         clearTimeout(timer);
-        render(element, body.results || [], body.other_languages || []);
+        render(element, body.results || [], body.other_languages || [], report, id);
       })
       .catch(function () {
         clearTimeout(timer);
