@@ -174,8 +174,8 @@ def test_the_block_reports_what_was_seen_and_clicked(browser, site):
     running = demo_site.running
     browser.set_window_size(900, 350)  # the block starts below the fold
     try:
-        shown_before, reads_before = len(_events(running, "impression")), len(_events(running,
-                                                                                     "read"))  # fmt: skip
+        shown_before = len(_events(running, "impression"))
+        reads_before = len(_events(running, "read"))
         browser.get(f"{origin}/articles/{SEED}.html")
         _wait_for(lambda: len(_events(running, "read")) == reads_before + 1)  # the page view
         _links(browser)
