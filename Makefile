@@ -14,7 +14,7 @@ INDEX_DIR ?= var/index
 ADDRESS ?= 127.0.0.1:50051
 HTTP_PORT ?= 8080
 
-.PHONY: venv lock test lint unit unit-fast serve demo demo-web test-deps widget-screenshot bench-http protos quality quality-models story-pairs ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes text-recipes clean
+.PHONY: venv lock test lint unit unit-fast serve demo demo-web test-deps widget-screenshot bench-http protos quality quality-models story-pairs ant-index bench bench-quick bench-encode bench-service loadgen-deps bench-reindex bench-related bench-writes bench-events quality-clicks text-recipes clean
 
 venv: $(STAMP)
 
@@ -156,6 +156,16 @@ quality-models: $(STAMP)
 # (docs/quality.md, "Story-level pairs"; about 10 minutes on 2 cores with an empty cache)
 story-pairs: $(STAMP)
 	$(PY) benchmarks/story_pairs.py
+
+# The click ranker on simulated readers and the hand-written MIND sample (docs/quality.md,
+# "Clicks"; a few minutes)
+quality-clicks: $(STAMP)
+	$(PY) benchmarks/quality_clicks.py
+
+# A million reader events: ingest, signals, Recommend with the ranker, page views while events
+# arrive (benchmarks/README.md, "Reader events"; about 10 minutes)
+bench-events: $(STAMP)
+	$(PY) benchmarks/bench_events.py
 
 text-recipes: $(STAMP)
 	$(PY) benchmarks/text_recipes.py

@@ -36,6 +36,7 @@ EVENTS_FILE = "events.sqlite"
 SECRET_FILE = "events.secret"
 DEFAULT_RETENTION_DAYS = 30.0
 PRUNE_EVERY_S = 3600.0
+FORGOTTEN_KEPT_S = 3600.0  # how long other processes are told of a forgotten reader
 HOME_ID = -1  # the source of a list not under an article
 Row = tuple[Any, ...]  # an events row, as inserted
 _SCHEMA = """
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_reader ON events (reader);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
 CREATE TABLE IF NOT EXISTS counts (kind INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS forgotten (n INTEGER PRIMARY KEY, reader BLOB NOT NULL, at REAL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -180,8 +182,12 @@ class EventLog:
                     (kind, n),
                 )
 
-    def _delete(self, where: str, args: tuple[Any, ...]) -> int:
+    def _delete(self, where: str, args: tuple[Any, ...], forgotten: bytes | None = None) -> int:
         with self._lock, _transaction(self._db):
+            if forgotten is not None:  # other processes drop the reader's history at once
+                self._db.execute(
+                    "INSERT INTO forgotten (reader, at) VALUES (?, ?)", (forgotten, time.time())
+                )
             gone = np.zeros(len(KINDS), dtype=np.int64)
             for kind, n in self._db.execute(
                 f"SELECT kind, count(*) FROM events WHERE {where} GROUP BY kind", args
@@ -208,7 +214,22 @@ class EventLog:
         """Delete every event of one reader key; returns how many there were."""
         if not reader:
             raise InvalidInputError("give the reader key to forget", field="reader")
-        return self._delete("reader = ?", (self.reader_hash(reader),))
+        key = self.reader_hash(reader)
+        return self._delete("reader = ?", (key,), forgotten=key)
+
+    def forgotten_after(self, n: int) -> list[tuple[int, bytes]]:
+        """Readers forgotten since entry ``n`` (entry number, reader hash), oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT n, reader FROM forgotten WHERE n > ? ORDER BY n", (n,)
+            ).fetchall()
+        return [(int(number), bytes(reader)) for number, reader in rows]
+
+    def last_forgotten(self) -> int:
+        """The number of the latest forget (0: none)."""
+        with self._lock:
+            row = self._db.execute("SELECT max(n) FROM forgotten").fetchone()
+        return int(row[0] or 0)
 
     def prune(self, now: float | None = None) -> int:
         """Delete the events older than the retention; returns how many."""
@@ -216,8 +237,10 @@ class EventLog:
         days = self.retention_days
         if days <= 0:
             return 0
-        cutoff = (time.time() if now is None else now) - days * 86400
-        return self._delete("at < ?", (cutoff,))
+        moment = time.time() if now is None else now
+        with self._lock, _transaction(self._db):  # a forget only needs telling for a moment
+            self._db.execute("DELETE FROM forgotten WHERE at < ?", (moment - FORGOTTEN_KEPT_S,))
+        return self._delete("at < ?", (moment - days * 86400,))
 
     @property
     def retention_days(self) -> float:

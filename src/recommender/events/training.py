@@ -1,7 +1,7 @@
 """Impressions replayed into examples: what the ranker learns from, and what ``eval clicks``
 scores.
 
-The log is replayed in its order with signals kept as serving keeps them, and each impression
+The log is replayed in time order with signals kept as serving keeps them, and each impression
 becomes an example set *before* it (and its clicks) is counted: its features are what a server
 would have known when it showed the list, never what came after. A shown story is clicked
 when the same reader clicked it from the same place within ``CLICK_WINDOW_S`` and before that
@@ -71,7 +71,9 @@ def replay(
     """Every impression of ``events`` with its features and clicks (see the module doc)."""
     signals = Signals(settings or SignalSettings())
     pending: dict[tuple[bytes, int | None], Shown] = {}
-    for event in events:
+    # in time order: a log written by several processes, or a MIND file, is not quite in it,
+    # and an impression must not see what happened after it
+    for event in sorted(events, key=lambda event: (event.at, event.seq)):
         place = (event.reader, event.source)
         if event.kind == "impression":
             source = None if event.source in (None, HOME_ID) else event.source
