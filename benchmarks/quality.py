@@ -35,6 +35,9 @@ DEFAULT = RankingOptions()
 KEPT_SECTIONS = [
     ("<!-- story-pairs: begin -->", "<!-- story-pairs: end -->"),
     ("<!-- models: begin -->", "<!-- models: end -->"),
+    ("<!-- e5-runtime: begin -->", "<!-- e5-runtime: end -->"),
+    ("<!-- tune-fusion: begin -->", "<!-- tune-fusion: end -->"),
+    ("<!-- clicks: begin -->", "<!-- clicks: end -->"),
 ]
 WEIGHTS = (1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.0)
 
