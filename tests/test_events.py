@@ -223,3 +223,17 @@ def test_cli_imports_counts_and_forgets(tmp_path, capsys):
                  str(index_dir), "--format", "jsonl"]) == 2  # fmt: skip
     assert "behaviors.tsv:1" in capsys.readouterr().err
     assert Path(index_dir / EVENTS_FILE).exists()
+
+
+def test_a_long_mind_impression_stays_one_impression(tmp_path):
+    shown = " ".join(f"N{n}-{int(n == 250)}" for n in range(300))
+    path = tmp_path / "behaviors.tsv"
+    path.write_text(f"1\tU9\t11/15/2019 8:55:22 AM\tN1\t{shown}\n", encoding="utf-8")
+    log = EventLog(tmp_path / "index")
+    log.set_retention(0)
+    assert import_events(log, path) == (3, [])  # a read, one impression, one click
+    impression, click = [e for e in log.events() if e.kind != "read"]
+    assert len(impression.ids) == 300 and click.position == 250
+    # what a browser sends is held to a list's length
+    with pytest.raises(InvalidInputError, match="1-100"):
+        event_from_fields("impression", "r", NOW, "home", ids=[f"N{n}" for n in range(300)])

@@ -19,7 +19,13 @@ from pathlib import Path
 
 from recommender.errors import InvalidInputError
 from recommender.events.log import EventLog
-from recommender.events.records import HOME, Event, event_from_fields, event_from_json
+from recommender.events.records import (
+    HOME,
+    MAX_IMPORTED_SHOWN,
+    Event,
+    event_from_fields,
+    event_from_json,
+)
 from recommender.ingest.records import Rejection
 
 BATCH = 5_000
@@ -120,14 +126,23 @@ def _mind_line(line: str, seen: set[str]) -> list[Event]:
         seen.add(user)
         events += [event_from_fields("read", user, at - 1, target=news, where="history")
                    for news in history.split()]  # fmt: skip
-    ids = [news for news, _ in shown]
-    for start in range(0, len(ids), 100):  # MIND shows up to ~300: one impression per 100
-        chunk = ids[start : start + 100]
-        events.append(event_from_fields("impression", user, at, HOME, ids=chunk,
-                                        where="impressions"))  # fmt: skip
-        events += [
-            event_from_fields("click", user, at, HOME, news, position=n, where="impressions")
-            for n, (news, label) in enumerate(shown[start : start + 100])
-            if label == 1
-        ]
+    if not shown:
+        raise InvalidInputError("lists no news", field="impressions")
+    # one impression however long (MIND's reach ~300): its metrics are per impression
+    events.append(event_from_fields("impression", user, at, HOME, ids=[n for n, _ in shown],
+                                    where="impressions", max_shown=MAX_IMPORTED_SHOWN))  # fmt: skip
+    events += [
+        event_from_fields(
+            "click",
+            user,
+            at,
+            HOME,
+            news,
+            position=n,
+            where="impressions",
+            max_shown=MAX_IMPORTED_SHOWN,
+        )
+        for n, (news, label) in enumerate(shown)
+        if label == 1
+    ]
     return events

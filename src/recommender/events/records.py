@@ -26,6 +26,7 @@ from recommender.ingest.records import MAX_ID_LENGTH, echo, parse_datetime
 KINDS = ("impression", "click", "read")
 HOME = "home"  # the source of a list not under an article (a front page)
 MAX_SHOWN = 100  # stories in one impression: a list is at most 100 long (``MAX_K``)
+MAX_IMPORTED_SHOWN = 1_000  # a logged impression (MIND's hold up to ~300 candidates)
 MAX_READER_LENGTH = 256
 MAX_EVENTS_PER_CALL = 500
 FUTURE_SLACK_S = 24 * 3600  # a client clock may run ahead; a day more is a bad timestamp
@@ -56,6 +57,7 @@ def event_from_fields(
     *,
     where: str = "event",
     now: float | None = None,
+    max_shown: int = MAX_SHOWN,
 ) -> Event:
     """A checked ``Event``; InvalidInputError names ``where`` and the field that is wrong."""
     moment = time.time() if now is None else now
@@ -74,8 +76,8 @@ def event_from_fields(
     _check_id(source, where, "source", required=kind != "read")
     _check_id(target, where, "target", required=kind != "impression")
     if kind == "impression":
-        if not ids or len(ids) > MAX_SHOWN:
-            raise bad("ids", f"an impression lists 1-{MAX_SHOWN} ids, got {len(ids)}")
+        if not ids or len(ids) > max_shown:
+            raise bad("ids", f"an impression lists 1-{max_shown} ids, got {len(ids)}")
         for n, shown in enumerate(ids):
             _check_id(shown, where, f"ids[{n}]", required=True)
         if target:
@@ -83,8 +85,8 @@ def event_from_fields(
     elif ids:
         raise bad("ids", f"only an impression lists ids, not a {kind}")
     if kind == "click":
-        if position is None or not 0 <= position < MAX_SHOWN:
-            raise bad("position", f"a click's position is 0-{MAX_SHOWN - 1} (0 = first)")
+        if position is None or not 0 <= position < max_shown:
+            raise bad("position", f"a click's position is 0-{max_shown - 1} (0 = first)")
     elif position is not None and position != -1:
         raise bad("position", f"only a click has a position, not a {kind}")
     return Event(kind, reader, float(at), source, target, tuple(ids), -1 if position is None
