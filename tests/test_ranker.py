@@ -124,3 +124,24 @@ def test_a_trained_ranker_reorders_recommend_by_behaviour(sample_index, tmp_path
     assert scores == sorted(scores, reverse=True) and all(0 < s < 1 for s in scores)
     assert not set(history) & set(ids)
     engine.close()
+
+
+@pytest.mark.parametrize("random_clicks", [False, True])
+def test_under_articles_the_ranker_beats_content_unless_clicks_are_random(
+    engine, tmp_path, random_clicks
+):
+    from recommender.evaluation.simulator import simulate_article_pages
+
+    articles = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    events = simulate_article_pages(articles, Simulation(random_clicks=random_clicks, shown=5))
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(event) + "\n" for event in events), encoding="utf-8")
+    log = EventLog(tmp_path / "log")
+    log.set_retention(0)
+    assert import_events(log, path)[1] == []
+    methods = evaluate_clicks(engine.space, log.events(), engine.default_options)["methods"]
+    if random_clicks:
+        assert abs(methods["ranker"]["auc"] - 0.5) < 0.06
+    else:
+        assert methods["ranker"]["auc"] > methods["content"]["auc"] + 0.05
+        assert methods["content"]["auc"] > methods["random"]["auc"]
