@@ -14,7 +14,8 @@ arriving events (issue 26). Writes benchmarks/results/events.json.
    run.
 4. **Page views under events.** A real server (gRPC + HTTP) on the sample index; page views
    over HTTP (``GET /v1/articles/{id}/related?k=5``, one connection after another) p50 / p99,
-   alone, then while another thread posts events at ``--event-rate`` per second.
+   alone, then while another thread posts events at ``--event-rate`` per second; then the
+   same under ``serve --rerank-lists`` (each stored list re-ordered by the ranker at lookup).
 
     .venv/bin/python benchmarks/bench_events.py [--events 1000000]
 """
@@ -187,12 +188,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def bench_page_views(work: Path, seconds: float, rate: float) -> dict[str, Any]:
-    index_dir, port = work / "sample", free_port()
+def start_server(index_dir: Path, *flags: str) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``recommender serve`` process on free ports, once it says SERVING."""
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "recommender", "serve", "--index-dir", str(index_dir),
          "--address", f"127.0.0.1:{free_port()}", "--http-port", str(port),
-         "--metrics-port", "-1", "--processes", "1", "--event-rate", "0"],
+         "--metrics-port", "-1", "--processes", "1", "--event-rate", "0", *flags],
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
@@ -201,27 +203,28 @@ def bench_page_views(work: Path, seconds: float, rate: float) -> dict[str, Any]:
         try:
             with urllib.request.urlopen(f"{base}/healthz", timeout=2) as answer:
                 if json.loads(answer.read())["status"] == "SERVING":
-                    break
+                    return server, base
         except OSError:
             assert time.monotonic() < deadline, "the server never served"
             time.sleep(0.3)
-    ids = [json.loads(line)["id"] for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
 
-    def page_views() -> list[float]:
-        out: list[float] = []
-        until = time.perf_counter() + seconds
-        while time.perf_counter() < until:
-            n = len(out)
-            started = time.perf_counter()
-            with urllib.request.urlopen(f"{base}/v1/articles/{ids[n % len(ids)]}/related?k=5",
-                                        timeout=10) as answer:  # fmt: skip
-                answer.read()
-            out.append(time.perf_counter() - started)
-        return out
 
-    post_event(base, ids, random.Random(3))  # the event log opened, the model warm
-    page_views()
-    alone = page_views()
+def page_views(base: str, ids: list[str], seconds: float) -> list[float]:
+    """Latencies of page views (a new connection each) for ``seconds``."""
+    out: list[float] = []
+    until = time.perf_counter() + seconds
+    while time.perf_counter() < until:
+        started = time.perf_counter()
+        url = f"{base}/v1/articles/{ids[len(out) % len(ids)]}/related?k=5"
+        with urllib.request.urlopen(url, timeout=10) as answer:
+            answer.read()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def while_posting(base: str, ids: list[str], seconds: float, rate: float) -> tuple[list, float]:
+    """Page views while another thread posts events at ``rate`` a second; (latencies, rate
+    reached)."""
     stop, sent = threading.Event(), [0]
 
     def post_events() -> None:
@@ -235,14 +238,32 @@ def bench_page_views(work: Path, seconds: float, rate: float) -> dict[str, Any]:
     poster = threading.Thread(target=post_events)
     poster.start()
     started = time.perf_counter()
-    during = page_views()
+    during = page_views(base, ids, seconds)
     elapsed = time.perf_counter() - started
     stop.set()
     poster.join()
-    server.terminate()
-    server.wait(timeout=60)
-    return {"alone": percentiles(alone), "with_events": percentiles(during),
-            "events_per_s_arriving": round(sent[0] / elapsed, 1)}  # fmt: skip
+    return during, sent[0] / elapsed
+
+
+def bench_page_views(work: Path, seconds: float, rate: float) -> dict[str, Any]:
+    """Stored lists as they are, alone and under events; then re-ordered by the ranker at
+    lookup (``serve --rerank-lists``, the ranker ``bench_recommend`` saved) under events."""
+    ids = [json.loads(line)["id"] for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    result: dict[str, Any] = {}
+    for label, flags in (("stored", ()), ("reordered", ("--rerank-lists",))):
+        server, base = start_server(work / "sample", *flags)
+        try:
+            post_event(base, ids, random.Random(3))  # the event log opened, the model warm
+            page_views(base, ids, 2.0)
+            if label == "stored":
+                result["alone"] = percentiles(page_views(base, ids, seconds))
+            during, reached = while_posting(base, ids, seconds, rate)
+            result[f"{label}_with_events"] = percentiles(during)
+            result["events_per_s_arriving"] = round(reached, 1)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    return result
 
 
 def main() -> int:

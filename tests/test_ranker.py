@@ -145,3 +145,36 @@ def test_under_articles_the_ranker_beats_content_unless_clicks_are_random(
     else:
         assert methods["ranker"]["auc"] > methods["content"]["auc"] + 0.05
         assert methods["content"]["auc"] > methods["random"]["auc"]
+
+
+def test_with_rerank_lists_a_stored_list_follows_the_clicks(sample_index, tmp_path, capsys):
+    from recommender.engine import DEFAULT_OPTIONS, NO_FILTERS
+
+    index_dir = tmp_path / "index"
+    shutil.copytree(sample_index, index_dir)
+    plain = Engine(index_dir, writable=True).load()
+    seed = "libya-security-memoranda"
+    stored = [r.id for r in plain.related(article_id=seed, k=30).results]
+    favourite = stored[20]  # readers under the seed keep clicking its 21st link
+    now = time.time()
+    events = []
+    for n in range(300):
+        shown = [favourite, *stored[:4]]
+        events.append(event_from_fields("impression", f"r{n}", now - 3600 + n, seed, ids=shown))
+        events.append(event_from_fields("click", f"r{n}", now - 3600 + n + 0.5, seed, favourite,
+                                        position=0))  # fmt: skip
+    plain.events.record(events)
+    assert main(["train-ranker", "--index-dir", str(index_dir)]) == 0
+    capsys.readouterr()
+    reordering = Engine(index_dir, writable=True, rerank_lists=True).load()
+    reordered = reordering.related(article_id=seed, k=10).results
+    ids = [r.id for r in reordered]
+    assert favourite in ids and ids.index(favourite) < 5, ids
+    assert set(ids) <= set(stored)  # the stored list's stories, re-ordered
+    assert [r.score for r in reordered] == sorted((r.score for r in reordered), reverse=True)
+    assert reordering.related_encoded(seed, 10, NO_FILTERS, DEFAULT_OPTIONS) is None
+    # without the flag the stored list answers as before, bytes and all
+    assert [r.id for r in plain.related(article_id=seed, k=10).results] == stored[:10]
+    assert plain.related_encoded(seed, 10, NO_FILTERS, DEFAULT_OPTIONS) is not None
+    plain.close()
+    reordering.close()

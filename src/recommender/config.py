@@ -65,6 +65,7 @@ class ServerConfig:
     processes: int = 0
     follow_interval: float = 0.2
     use_lists: bool = True  # False: rank every request live (for comparisons)
+    rerank_lists: bool = False  # True: stored lists re-ordered by the click ranker at lookup
     grace_seconds: float = 5.0
     warm_model: bool = True
     # writes (Upsert, Delete calls) per second per client address, after a burst; 0: no limit

@@ -28,8 +28,7 @@ from recommender.embedding import Embedder
 from recommender.errors import ModelError, NotFoundError, StoreError, disk_full_refused
 from recommender.events.live import ReaderEvents
 from recommender.events.log import EVENTS_FILE
-from recommender.events.ranker import RANKERS_DIR
-from recommender.events.rerank import rerank_depth
+from recommender.events.ranker import RANKERS_DIR, Ranker
 from recommender.ingest.records import Article, echo
 from recommender.ingest.text import TextRecipe
 from recommender.lists.stored import StoredList
@@ -78,6 +77,7 @@ class Engine:
         writable: bool = False,
         result_cache_size: int = 0,
         use_lists: bool = True,
+        rerank_lists: bool = False,
     ) -> None:
         self.index_dir = Path(index_dir)
         # answers to article-id queries, for the current index generation (0: no cache)
@@ -85,6 +85,7 @@ class Engine:
         self.live = LiveIndex(self.index_dir, writable=writable, on_change=self.results.invalidate)
         self.writable = writable
         self.use_lists = use_lists  # False: rank every request live (comparisons, benchmarks)
+        self.rerank_lists = rerank_lists  # True: stored lists re-ordered by the click ranker
         self._embedder = embedder
         self._model_lock = threading.Lock()
         self._events: ReaderEvents | None = None
@@ -197,6 +198,10 @@ class Engine:
         self.live.catch_up_if_behind()
         if article_id is not None:
             stored = self._stored_list(article_id, k, filters, options)
+            ranker = self._ranker() if stored is not None and self.rerank_lists else None
+            if stored is not None and ranker is not None:
+                answer = stored.response(self.live.lists.depth)
+                return self.events.reorder(ranker, self.space, article_id, answer, k)
             if stored is not None:
                 return stored.response(k)
         cache_key = None
@@ -226,8 +231,8 @@ class Engine:
         """The serialised ``RelatedResponse`` for an article id when its stored list answers
         the request (the service sends these bytes as they are), written as JSON with ``json``
         (None there also when the snapshot has no JSON pieces); None: call ``related``."""
-        if not self._answerable(k, filters, options):
-            return None
+        if not self._answerable(k, filters, options) or (self.rerank_lists and self._ranker()):
+            return None  # (a re-ordered list is written from ``related``)
         self.live.catch_up_if_behind()
         lists = self.live.lists
         return (lists.json if json else lists.encoded)(int_id(article_id), k)
@@ -284,19 +289,16 @@ class Engine:
                 raise NotFoundError("no reads recorded for this reader, and no history_ids")
         query = queries.history_query(space, history_ids)
         filters, options = filters or Filters(), self._options(options)
-        ranker = self.events.ranker() if self._ranked_by_behaviour() else None
+        ranker = self._ranker()
         if ranker is None:
             return self._rank(space, query, k, filters, options)
-        found, ranked = candidates.rank_candidates(space, query, rerank_depth(k), filters, options)
-        if not found:
-            return RelatedResponse([])
-        history = [int_id(i) for i in history_ids]
-        ranked = self.events.rerank(ranker, space, history, found.keys, ranked, k)
-        return build_response(space, query, found, ranked)
+        return self.events.recommend(ranker, space, query, history_ids, k, filters, options)
 
-    def _ranked_by_behaviour(self) -> bool:
+    def _ranker(self) -> Ranker | None:
         # a fitted ranker (``train-ranker``) and the event log it needs: writable engines only
-        return self.writable and (self.index_dir / RANKERS_DIR).is_dir()
+        if not (self.writable and (self.index_dir / RANKERS_DIR).is_dir()):
+            return None
+        return self.events.ranker()
 
     def _rank(
         self,

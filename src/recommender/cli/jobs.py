@@ -138,6 +138,11 @@ def add_job_commands(commands: Any) -> None:
         "--live-ranking", action="store_true",
         help="rank every request live, stored lists unused (for comparisons)",
     )  # fmt: skip
+    serve.add_argument(
+        "--rerank-lists", action="store_true",
+        help="re-order each stored list by the click ranker (train-ranker) at lookup: page "
+        "views then skip the pre-encoded answers (docs/quality.md, 'Clicks')",
+    )  # fmt: skip
     add_defaulted(
         serve, "--processes", ServerConfig, "processes",
         "server processes on the port, 0: one per core",
@@ -261,6 +266,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         result_cache=args.result_cache,
         processes=args.processes,
         use_lists=not args.live_ranking,
+        rerank_lists=args.rerank_lists,
         write_rate=args.write_rate,
         write_burst=args.write_burst,
         event_rate=args.event_rate,

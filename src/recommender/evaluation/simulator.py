@@ -137,8 +137,8 @@ def simulate_article_pages(
                     freshness = 0.5 ** ((at - released[story]) / 1.5)
                     chance = 0.9 * (1 + position) ** -0.6 * related * appeal[story] * freshness
                 if rng.random() < chance:
-                    events.append({"kind": "click", "reader": key, "source": source,
-                                   "target": story, "position": position, "time": when})  # fmt: skip
+                    click = {"kind": "click", "reader": key, "source": source, "target": story}
+                    events.append({**click, "position": position, "time": when})
     return events
 
 

@@ -21,10 +21,14 @@ from recommender.events.features import Context
 from recommender.events.log import EventLog
 from recommender.events.ranker import Ranker, latest_ranker
 from recommender.events.records import Event
-from recommender.events.rerank import reranked
+from recommender.events.rerank import reordered_response, rerank_depth, reranked
 from recommender.events.signals import Signals, SignalSettings
-from recommender.ranking import RankedList
+from recommender.ranking import Filters, RankingOptions
+from recommender.requests import candidates
+from recommender.requests.explain import RelatedResponse, build_response
+from recommender.requests.queries import Query
 from recommender.rowspace.space import RowSpace
+from recommender.storage.schema import int_id
 
 RANKER_RECHECK_S = 5.0  # how soon a newly saved ranker serves
 
@@ -105,19 +109,33 @@ class ReaderEvents:
             self._ranker, self._ranker_checked = (found[1] if found else None), now
         return self._ranker
 
-    def rerank(
+    def recommend(
         self,
         ranker: Ranker,
         space: RowSpace,
-        history: Sequence[int],
-        keys: list[int],
-        ranked: RankedList,
+        query: Query,
+        history_ids: Sequence[str],
         k: int,
-    ) -> RankedList:
-        """A content ranking re-ordered by ``ranker`` with the signals of this moment."""
-        context = Context(time.time(), None, tuple(history))
+        filters: Filters,
+        options: RankingOptions,
+    ) -> RelatedResponse:
+        """A reader's list: the content ranking's head re-ordered by ``ranker`` with the
+        signals of this moment (``rerank``)."""
+        found, ranked = candidates.rank_candidates(space, query, rerank_depth(k), filters, options)
+        if not found:
+            return RelatedResponse([])
+        context = Context(time.time(), None, tuple(int_id(i) for i in history_ids))
         with self.signals() as signals:
-            return reranked(ranker, space, signals, context, keys, ranked, k)
+            ranked = reranked(ranker, space, signals, context, found.keys, ranked, k)
+        return build_response(space, query, found, ranked)
+
+    def reorder(
+        self, ranker: Ranker, space: RowSpace, article_id: str, response: RelatedResponse, k: int
+    ) -> RelatedResponse:
+        """A stored list's answer under ``article_id`` re-ordered by ``ranker``."""
+        context = Context(time.time(), int_id(article_id))
+        with self.signals() as signals:
+            return reordered_response(ranker, space, signals, context, response, k)
 
     def counts(self) -> dict[str, int]:
         """Events stored, by kind."""

@@ -1,9 +1,11 @@
-"""Behaviour in a live list: the content ranking's head re-ordered by the fitted ranker.
+"""Behaviour in a list: the content ranking's head re-ordered by the fitted ranker.
 
 ``Recommend`` ranks ``RERANK_DEPTH`` stories by content as before, then orders them by the
 ranker's score (its log-odds of a click, features at this moment, position fixed) and keeps
-``k``. The item scores become the ranker's click probabilities, so "higher is more related"
-still reads down the list. Without a saved ranker or an event log, nothing changes.
+``k``. With ``serve --rerank-lists``, a stored list's stories (``Related`` by id) are
+re-ordered the same way at lookup (``reordered_response``). The item scores become the
+ranker's click probabilities, so "higher is more related" still reads down the list. Without
+a saved ranker or an event log, nothing changes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from recommender.events.features import Context, feature_rows
 from recommender.events.ranker import Ranker
 from recommender.events.signals import Signals
 from recommender.ranking import RankedList
+from recommender.requests.explain import RelatedResponse
 from recommender.rowspace.space import RowSpace
+from recommender.storage.schema import int_id
 
 RERANK_DEPTH = 50  # content-ranked stories the ranker chooses among (at least 3 x k)
 
@@ -48,3 +52,25 @@ def reranked(
     main = [head[n] for n in order]
     folded = {position: ranked.folded[position] for position in main if position in ranked.folded}
     return dataclasses.replace(ranked, main=main, scores=scores, folded=folded)
+
+
+def reordered_response(
+    ranker: Ranker,
+    space: RowSpace,
+    signals: Signals,
+    context: Context,
+    response: RelatedResponse,
+    k: int,
+) -> RelatedResponse:
+    """A stored list's answer re-ordered by the ranker (its stories only), cut to ``k``."""
+    items = response.results
+    if not items:
+        return response
+    keys = [int_id(item.id) for item in items]
+    content = np.array([item.score for item in items], dtype=np.float64)
+    logits = ranker.score(feature_rows(space, signals, context, keys, content))
+    order = sorted(range(len(items)), key=lambda n: (-logits[n], keys[n]))[:k]
+    results = [
+        dataclasses.replace(items[n], score=float(1.0 / (1.0 + np.exp(-logits[n])))) for n in order
+    ]
+    return RelatedResponse(results, response.other_languages)

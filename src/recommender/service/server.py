@@ -187,6 +187,7 @@ def create_server(config: ServerConfig, engine: Engine | None = None) -> Running
         writable=not config.read_only,
         result_cache_size=config.result_cache,
         use_lists=config.use_lists,
+        rerank_lists=config.rerank_lists,
     )
     metrics = Metrics()
     interceptor = ServiceInterceptor(
