@@ -282,11 +282,7 @@ class Engine:
         self.live.catch_up_if_behind()
         space = self.space
         if reader:
-            recorded = self.events.reader_history(reader)
-            rows = space.rows_of(recorded)
-            history_ids = [str(space.ids[r]) for r in rows.tolist() if r >= 0] + list(history_ids)
-            if not history_ids:
-                raise NotFoundError("no reads recorded for this reader, and no history_ids")
+            history_ids = self.events.read_ids(space, reader, history_ids)
         query = queries.history_query(space, history_ids)
         filters, options = filters or Filters(), self._options(options)
         ranker = self._ranker()

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from recommender.errors import NotFoundError
 from recommender.events.features import Context
 from recommender.events.log import EventLog
 from recommender.events.ranker import Ranker, latest_ranker
@@ -65,6 +66,15 @@ class ReaderEvents:
         """A reader's recent reads (int ids, oldest first)."""
         with self.signals() as signals:
             return signals.history(self.log.reader_hash(reader))
+
+    def read_ids(self, space: RowSpace, reader: str, then: Sequence[str] = ()) -> list[str]:
+        """The ids of a reader's recent reads that ``space`` holds, oldest first, then
+        ``then``; NotFoundError when that is nothing."""
+        rows = space.rows_of(self.reader_history(reader))
+        ids = [str(space.ids[row]) for row in rows.tolist() if row >= 0] + list(then)
+        if not ids:
+            raise NotFoundError("no reads recorded for this reader, and no history_ids")
+        return ids
 
     @contextmanager
     def signals(self) -> Iterator[Signals]:
