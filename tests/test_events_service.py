@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import urllib.request
 
 import grpc
 import pytest
-from test_http import call
+from test_http import call, wait_healthy
 
 from recommender.client import RecommenderClient
 from recommender.config import ServerConfig
@@ -37,10 +36,7 @@ def server(sample_index, model, tmp_path_factory):
     running = create_server(config, Engine(index_dir, embedder=Embedder(model=model),
                                             writable=True))  # fmt: skip
     base = f"http://127.0.0.1:{running.http_port}"
-    deadline = time.monotonic() + 60
-    while call(base, "/healthz")[0] != 200:
-        assert time.monotonic() < deadline, "the HTTP API never became healthy"
-        time.sleep(0.1)
+    wait_healthy(base)
     yield running, base
     running.stop(grace=1)
 

@@ -48,6 +48,14 @@ def call(
     return status, parsed, {k.lower(): v for k, v in got.items()}
 
 
+def wait_healthy(base: str, timeout: float = 60.0) -> None:
+    """Wait until the HTTP API at ``base`` answers /healthz with 200."""
+    deadline = time.monotonic() + timeout
+    while call(base, "/healthz")[0] != 200:
+        assert time.monotonic() < deadline, "the HTTP API never became healthy"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def server(sample_index, model, tmp_path_factory):
     index_dir = tmp_path_factory.mktemp("http") / "index"
@@ -64,10 +72,7 @@ def server(sample_index, model, tmp_path_factory):
     engine = Engine(index_dir, embedder=Embedder(model=model), writable=True)
     running = create_server(config, engine)
     base = f"http://127.0.0.1:{running.http_port}"
-    deadline = time.monotonic() + 60
-    while call(base, "/healthz")[0] != 200:
-        assert time.monotonic() < deadline, "the HTTP API never became healthy"
-        time.sleep(0.1)
+    wait_healthy(base)
     yield running, base
     running.stop(grace=1)
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from test_http import call
+from test_http import call, wait_healthy
 
 from recommender.config import ServerConfig
 from recommender.embedding import Embedder
@@ -37,10 +37,7 @@ def serving(sample_index, model, tmp_path_factory) -> Callable:
         running = create_server(config, Engine(index_dir, embedder=Embedder(model=model),
                                                writable=True))  # fmt: skip
         base = f"http://127.0.0.1:{running.http_port}"
-        deadline = time.monotonic() + 60
-        while call(base, "/healthz")[0] != 200:
-            assert time.monotonic() < deadline, "the HTTP API never became healthy"
-            time.sleep(0.1)
+        wait_healthy(base)
         try:
             yield base
         finally:
