@@ -152,3 +152,23 @@ def test_story_pairs_scores_the_models_and_writes_its_own_doc_section(tmp_path):
     text = doc.read_text(encoding="utf-8")
     assert text.startswith("# Quality\n\nText another benchmark wrote.\n")
     assert "<!-- story-pairs: begin -->" in text and "**as shipped**" in text
+
+
+def test_bench_events_measures_ingest_signals_ranker_and_page_views(tmp_path):
+    out = tmp_path / "events.json"
+    run("benchmarks/bench_events.py", "--events", "3000", "--readers", "200",
+        "--articles", "500", "--single", "320", "--recommends", "10", "--seconds", "1",
+        "--out", str(out))  # fmt: skip
+    payload = json.loads(out.read_text())
+    assert {"cpu", "cores"} <= set(payload["machine"])
+    ingest = payload["ingest"]
+    assert ingest["events"] == 3000 and ingest["batched_events_per_s"] > 0
+    assert ingest["single_event_calls"] == 320 and 0 < ingest["bytes_per_event"] < 1000
+    assert payload["signals"]["live_equals_replay"] is True
+    assert payload["signals"]["readers"] <= 200
+    for name in ("without_ranker", "with_ranker"):
+        assert payload["recommend"][name]["n"] == 10
+    pages = payload["page_views"]
+    for name in ("alone", "stored_with_events", "reordered_with_events"):
+        assert pages[name]["n"] > 0 and pages[name]["p99_ms"] >= pages[name]["p50_ms"] > 0
+    assert pages["events_per_s_arriving"] > 0
