@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
-
 from recommender.embedding import Embedder
 from recommender.errors import ModelError, NotFoundError, StoreError, disk_full_refused
 from recommender.events.live import ReaderEvents
@@ -37,7 +35,7 @@ from recommender.live.stats import EngineStats, space_stats
 from recommender.live.writer import LiveIndex
 from recommender.ranking import Filters, RankingOptions
 from recommender.requests import candidates, queries
-from recommender.requests.checks import MAX_K, check_k, check_related, hashable, prepared_text
+from recommender.requests.checks import MAX_K, check_k, check_related, hashable
 from recommender.requests.explain import RelatedItem, RelatedResponse, build_response
 from recommender.rowspace.space import RowSpace
 from recommender.storage.schema import UpsertOutcome, int_id
@@ -319,18 +317,6 @@ class Engine:
         if article is None:
             raise NotFoundError(f"unknown article id {echo(article_id)}")
         return article
-
-    def article_vector(self, article_id: str) -> np.ndarray:
-        """The indexed vector of an article; NotFoundError when unknown."""
-        vector = self.space.vectors.vector(int_id(article_id))
-        if vector is None:
-            raise NotFoundError(f"unknown article id {echo(article_id)}")
-        return vector
-
-    def text_vector(self, text: str) -> np.ndarray:
-        """Embed raw text (an article not yet indexed) as the index's recipe would."""
-        vector: np.ndarray = self.embedder.embed([prepared_text(self.recipe, text)])[0]
-        return vector
 
     def stats(self) -> EngineStats:
         """Manifest and live counts by language, source and section."""
