@@ -178,3 +178,26 @@ def test_with_rerank_lists_a_stored_list_follows_the_clicks(sample_index, tmp_pa
     assert plain.related_encoded(seed, 10, NO_FILTERS, DEFAULT_OPTIONS) is not None
     plain.close()
     reordering.close()
+
+
+def test_events_signals_shows_what_readers_did(sample_index, tmp_path, capsys):
+    index_dir = tmp_path / "index"
+    shutil.copytree(sample_index, index_dir)
+    engine = Engine(index_dir, writable=True).load()
+    seed, visit, wuhan = "libya-security-memoranda", "german-fm-tripoli-visit", "wuhan-life-returns"
+    now = time.time()
+    events = []
+    for n in range(40):
+        events += [
+            event_from_fields("read", f"r{n}", now - 600 + n, target=seed),
+            event_from_fields("impression", f"r{n}", now - 600 + n, seed, ids=[wuhan, visit]),
+            event_from_fields("click", f"r{n}", now - 599 + n, seed, visit, position=1),
+        ]
+    engine.events.record(events)
+    engine.close()
+    assert main(["events", "signals", "--index-dir", str(index_dir), "--article", seed]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["events"] == {"impression": 40, "click": 40, "read": 40}
+    assert report["most_clicked"][0]["id"] == visit
+    assert report["most_clicked"][0]["ctr"] > report["mean_ctr"] > 0
+    assert [story["id"] for story in report["read_next"]] == [visit]

@@ -54,6 +54,50 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_signals(args: argparse.Namespace) -> int:
+    """The signals as serving has them now: the site's CTR, the stories with the most decayed
+    clicks (with impressions and smoothed CTR), and with ``--article`` what its readers read
+    next. Ids are named from the serving snapshot (int ids where it lacks them)."""
+    import time
+
+    from recommender.engine import Engine
+    from recommender.events.live import ReaderEvents
+    from recommender.storage.schema import int_id
+
+    engine = Engine(args.index_dir).load()
+    events = ReaderEvents(args.index_dir)
+    try:
+        space, now = engine.space, time.time()
+
+        def name(key: int) -> str | int:
+            row = int(space.rows_of([key])[0])
+            return str(space.ids[row]) if row >= 0 else key
+
+        with events.signals() as signals:
+            top = sorted(signals.clicked, key=lambda key: -signals.clicks(key, now))[: args.k]
+            report: dict[str, Any] = {
+                "events": events.counts(),
+                "mean_ctr": round(signals.mean_ctr, 6),
+                "most_clicked": [
+                    {
+                        "id": name(key),
+                        "clicks": round(signals.clicks(key, now), 3),
+                        "impressions": round(signals.impressions(key, now), 3),
+                        "ctr": round(signals.ctr(key, now), 6),
+                    }
+                    for key in top
+                ],
+            }
+            if args.article:
+                pairs = signals.co_read_top_of(int_id(args.article), args.k, now)
+                report["read_next"] = [{"id": name(b), "readers": round(w, 3)} for b, w in pairs]
+    finally:
+        events.close()
+        engine.close()
+    print(json.dumps(report, ensure_ascii=False))
+    return 0
+
+
 def _cmd_retention(args: argparse.Namespace) -> int:
     log = _open(args)
     try:
@@ -98,10 +142,16 @@ def add_event_commands(commands: Any) -> None:
     loader.set_defaults(handler=_cmd_import)
     stats = actions.add_parser("stats", help="events stored by kind, and the retention")
     stats.set_defaults(handler=_cmd_stats)
+    signals = actions.add_parser(
+        "signals", help="what the events say now: site CTR, most clicked, read next"
+    )
+    signals.add_argument("--article", help="also the stories its readers went on to read")
+    signals.add_argument("-k", type=int, default=10, help="stories per list (default 10)")
+    signals.set_defaults(handler=_cmd_signals)
     retention = actions.add_parser("retention", help="set how many days events are kept")
     retention.add_argument("days", type=float, help="days (0: for ever)")
     retention.set_defaults(handler=_cmd_retention)
-    for parser in (loader, stats, retention):
+    for parser in (loader, stats, signals, retention):
         parser.add_argument("--index-dir", required=True, help="index directory")
 
     forget = commands.add_parser(
