@@ -7,7 +7,6 @@ reflection lets tools such as grpcurl discover the API.
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
@@ -33,6 +32,7 @@ from recommender.service import convert
 from recommender.service.httpapi import HttpApi
 from recommender.service.httpserver import HttpServer
 from recommender.service.interceptors import ServiceInterceptor
+from recommender.service.logs import JsonFormatter
 from recommender.service.metrics import Metrics
 from recommender.service.ratelimit import WriteLimiter
 from recommender.storage.snapshot import SnapshotError
@@ -358,21 +358,6 @@ def _snapshot_age(engine: Engine) -> float:
         return 0.0
     built = datetime.fromisoformat(engine.snapshot.manifest.built_at)
     return max(0.0, time.time() - built.timestamp())
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": datetime.fromtimestamp(record.created).astimezone().isoformat(),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
 
 
 def serve_here(config: ServerConfig, label: str = "") -> int:
