@@ -210,7 +210,7 @@ def eval_clicks(args: argparse.Namespace) -> dict[str, Any]:
 
 def _cmd_train_ranker(args: argparse.Namespace) -> int:
     from recommender.engine import Engine
-    from recommender.evaluation.clicks import evaluate_clicks
+    from recommender.evaluation.clicks import score_clicks
     from recommender.events.records import parse_time
     from recommender.events.training import replay, train
 
@@ -218,11 +218,10 @@ def _cmd_train_ranker(args: argparse.Namespace) -> int:
     log = _open(args)
     try:
         since = parse_time(args.since or "", "since") or 0.0
-        options = engine.default_options
+        shown = list(replay(engine.space, log.events(since=since), engine.default_options))
         # held out first (the last fifth of the impressions), then fit on everything
-        validation = evaluate_clicks(engine.space, log.events(since=since), options)
-        ranker = train(replay(engine.space, log.events(since=since), options),
-                       {"validation": validation["methods"]})  # fmt: skip
+        validation = score_clicks(shown)
+        ranker = train(shown, {"validation": validation["methods"]})
         path = ranker.save(args.index_dir)
     finally:
         log.close()

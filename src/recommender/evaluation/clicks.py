@@ -21,7 +21,7 @@ from recommender.errors import InvalidInputError
 from recommender.events.features import FEATURES
 from recommender.events.log import StoredEvent
 from recommender.events.signals import SignalSettings
-from recommender.events.training import replay, serving_rows, train
+from recommender.events.training import Shown, replay, serving_rows, train
 from recommender.ranking import RankingOptions
 from recommender.rowspace.space import RowSpace
 
@@ -65,7 +65,13 @@ def evaluate_clicks(
     seed: int = 0,
 ) -> dict[str, Any]:
     """Replay ``events`` over the index of ``space``; see the module doc for the result."""
-    shown = list(replay(space, events, options, settings))
+    return score_clicks(list(replay(space, events, options, settings)), train_until, seed)
+
+
+def score_clicks(
+    shown: list[Shown], train_until: float | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """The four methods on impressions already replayed (``evaluate_clicks``)."""
     if not shown:
         raise InvalidInputError("the log holds no impressions", field="events")
     if train_until is None:

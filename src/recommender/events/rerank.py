@@ -43,13 +43,13 @@ def reranked(
     head = list(ranked.main)
     if not head:
         return ranked
-    rows = feature_rows(space, signals, context, [keys[i] for i in head], ranked.scores[head])
-    logits = ranker.score(rows)
-    order = sorted(range(len(head)), key=lambda n: (-logits[n], keys[head[n]]))[:k]
+    head_keys = [keys[i] for i in head]
+    rows = feature_rows(space, signals, context, head_keys, ranked.scores[head])
+    best = _best(ranker, rows, head_keys, k)
     scores = np.array(ranked.scores, dtype=np.float64, copy=True)
-    for n in order:
-        scores[head[n]] = 1.0 / (1.0 + np.exp(-logits[n]))
-    main = [head[n] for n in order]
+    for n, probability in best:
+        scores[head[n]] = probability
+    main = [head[n] for n, _ in best]
     folded = {position: ranked.folded[position] for position in main if position in ranked.folded}
     return dataclasses.replace(ranked, main=main, scores=scores, folded=folded)
 
@@ -68,9 +68,14 @@ def reordered_response(
         return response
     keys = [int_id(item.id) for item in items]
     content = np.array([item.score for item in items], dtype=np.float64)
-    logits = ranker.score(feature_rows(space, signals, context, keys, content))
-    order = sorted(range(len(items)), key=lambda n: (-logits[n], keys[n]))[:k]
-    results = [
-        dataclasses.replace(items[n], score=float(1.0 / (1.0 + np.exp(-logits[n])))) for n in order
-    ]
+    rows = feature_rows(space, signals, context, keys, content)
+    results = [dataclasses.replace(items[n], score=p) for n, p in _best(ranker, rows, keys, k)]
     return RelatedResponse(results, response.other_languages)
+
+
+def _best(ranker: Ranker, rows: np.ndarray, keys: list[int], k: int) -> list[tuple[int, float]]:
+    """The ``k`` best of the feature ``rows`` by the ranker (equal logits by int id): their
+    positions and click probabilities."""
+    logits = ranker.score(rows)
+    order = sorted(range(len(keys)), key=lambda n: (-logits[n], keys[n]))[:k]
+    return [(n, float(1.0 / (1.0 + np.exp(-logits[n])))) for n in order]

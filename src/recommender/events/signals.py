@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import collections
 import heapq
+import itertools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from recommender.errors import InvalidInputError
-from recommender.events.log import HOME_ID, EventLog, StoredEvent
+from recommender.events.log import EventLog, StoredEvent
 
 RENORMALISE_AT = 900.0  # exponent of 2 past which the landmark moves (float64 ends at 1023)
 
@@ -109,8 +110,7 @@ class Signals:
             history = self.histories[reader] = collections.deque(
                 maxlen=self.settings.history_length
             )
-        recent = list(history)[-5:]
-        if any(seen == article for seen, _ in recent):
+        if any(seen == article for seen, _ in itertools.islice(reversed(history), 5)):
             return  # the page view after the click that led to it: one read
         window = self.settings.co_read_window_hours * 3600
         for before, when in history:
@@ -211,8 +211,3 @@ class Signals:
             "histories": {r: self.history(r) for r in sorted(self.histories)},
             "first_seen": dict(sorted(self.first_seen.items())),
         }
-
-
-def is_front_page(source: int | None) -> bool:
-    """A list shown on a front page, not under an article."""
-    return source == HOME_ID

@@ -66,6 +66,7 @@ from recommender.service.interceptors import (
     limiter_for,
     status_of,
     token_matches,
+    too_many,
 )
 from recommender.service.metrics import Metrics
 from recommender.service.ratelimit import WriteLimiter
@@ -297,12 +298,8 @@ class HttpApi:
         limiter = limiter_for(method, self.write_limiter, self.event_limiter)
         wait = limiter.allow(peer) if limiter is not None else 0.0
         if wait:
-            what = "writes" if method in WRITE_METHODS else "events"
-            raise _Refused(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                f"too many {what} from this client: {limiter.rate:g} calls per second "  # type: ignore[union-attr]
-                f"at most; retry in {wait:.2f} s",
-            )
+            assert limiter is not None
+            raise _Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, too_many(method, limiter, wait))
 
     def _answer(self, method: str, build: Callable[[], Message], missing: str | None) -> bytes:
         """The servicer's answer as JSON bytes (on a pool thread)."""

@@ -121,7 +121,6 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     def _wrapper(self, method: str, authorized: bool) -> Callable[[Any, Any, Any], Any]:
         observe = self.metrics.observer(method)
         limiter = limiter_for(method, self.write_limiter, self.event_limiter)
-        what = "events" if method in EVENT_METHODS else "writes"
 
         def wrapper(inner: Any, request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -136,8 +135,7 @@ class ServiceInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 wait = limiter.allow(context.peer()) if limiter is not None else 0.0
                 if wait:
                     code = grpc.StatusCode.RESOURCE_EXHAUSTED
-                    context.abort(code, f"too many {what} from this client: {limiter.rate:g} "  # type: ignore[union-attr]
-                                  f"calls per second at most; retry in {wait:.2f} s")  # fmt: skip
+                    context.abort(code, too_many(method, limiter, wait))  # type: ignore[arg-type]
                 remaining = context.time_remaining()
                 if remaining is not None and remaining <= 0:
                     code = grpc.StatusCode.DEADLINE_EXCEEDED
@@ -167,6 +165,15 @@ def limiter_for(
 ) -> WriteLimiter | None:
     """The per-client limit a method's calls count against (None: not limited)."""
     return writes if method in WRITE_METHODS else events if method in EVENT_METHODS else None
+
+
+def too_many(method: str, limiter: WriteLimiter, wait: float) -> str:
+    """What a client over its per-address limit is told (gRPC and HTTP alike)."""
+    what = "events" if method in EVENT_METHODS else "writes"
+    return (
+        f"too many {what} from this client: {limiter.rate:g} calls per second at most; "
+        f"retry in {wait:.2f} s"
+    )
 
 
 def token_matches(token: str, header: str) -> bool:
