@@ -41,13 +41,9 @@ def simulate(articles: Sequence[dict[str, Any]], simulation: Simulation) -> tupl
     """``(news.tsv, behaviors.tsv)`` texts for ``articles`` (records with id, title, lead,
     section)."""
     rng = random.Random(simulation.seed)
-    stories = list(articles)
-    rng.shuffle(stories)
-    released = {s["id"]: n * simulation.days / len(stories) for n, s in enumerate(stories)}
-    appeal = {s["id"]: rng.betavariate(2, 2) for s in stories}
-    sections = sorted({s.get("section", "") for s in stories})
-    by_section = {name: [s["id"] for s in stories if s.get("section", "") == name]
-                  for name in sections}  # fmt: skip
+    released, section_of, appeal = _released(articles, simulation, rng)
+    sections = sorted(set(section_of.values()))
+    by_section = {name: [i for i, s in section_of.items() if s == name] for name in sections}
     readers = []
     for n in range(simulation.readers):
         favourite = rng.choice(sections)
@@ -58,7 +54,7 @@ def simulate(articles: Sequence[dict[str, Any]], simulation: Simulation) -> tupl
         for n in range(simulation.impressions_per_day):
             at = day + (n + rng.random()) / simulation.impressions_per_day
             user, favourite, history = rng.choice(readers)
-            fresh = [i for i, t in released.items() if at - simulation.fresh_days <= t <= at]
+            fresh = _fresh(released, at, simulation)
             pool = fresh if len(fresh) >= simulation.shown else [i for i, t in released.items()
                                                                  if t <= at]  # fmt: skip
             if len(pool) < 2:
@@ -66,13 +62,8 @@ def simulate(articles: Sequence[dict[str, Any]], simulation: Simulation) -> tupl
             shown = rng.sample(pool, min(simulation.shown, len(pool)))
             labels = []
             for position, story in enumerate(shown):
-                section = next(s.get("section", "") for s in stories if s["id"] == story)
-                if simulation.random_clicks:
-                    chance = 0.12
-                else:
-                    interest = 1.0 if section == favourite else 0.15
-                    freshness = 0.5 ** ((at - released[story]) / 1.5)
-                    chance = 0.9 * (1 + position) ** -0.6 * interest * appeal[story] * freshness
+                liked = section_of[story] == favourite
+                chance = _chance(simulation, position, liked, appeal[story], at - released[story])
                 labels.append(f"{story}-{int(rng.random() < chance)}")
             when = (START + timedelta(days=at)).strftime("%m/%d/%Y %I:%M:%S %p")
             lines.append(f"{len(lines) + 1}\t{user}\t{when}\t{' '.join(history)}\t"
@@ -107,18 +98,14 @@ def simulate_article_pages(
 
     (``random_clicks``: 12 %). What ``eval clicks`` measures Related-with-the-ranker on."""
     rng = random.Random(simulation.seed)
-    stories = list(articles)
-    rng.shuffle(stories)
-    released = {s["id"]: n * simulation.days / len(stories) for n, s in enumerate(stories)}
-    section_of = {s["id"]: s.get("section", "") for s in stories}
-    appeal = {s["id"]: rng.betavariate(2, 2) for s in stories}
+    released, section_of, appeal = _released(articles, simulation, rng)
     favourites = [rng.choice(sorted(set(section_of.values()))) for _ in range(simulation.readers)]
     events: list[dict[str, Any]] = []
     for day in range(simulation.days):
         for n in range(simulation.impressions_per_day):
             at = day + (n + rng.random()) / simulation.impressions_per_day
             reader = rng.randrange(simulation.readers)
-            fresh = [i for i, t in released.items() if at - simulation.fresh_days <= t <= at]
+            fresh = _fresh(released, at, simulation)
             if len(fresh) < simulation.shown + 1:
                 continue
             liked = [i for i in fresh if section_of[i] == favourites[reader]]
@@ -130,16 +117,41 @@ def simulate_article_pages(
             events.append({"kind": "impression", "reader": key, "source": source, "ids": shown,
                            "time": when})  # fmt: skip
             for position, story in enumerate(shown):
-                if simulation.random_clicks:
-                    chance = 0.12
-                else:
-                    related = 1.0 if section_of[story] == section_of[source] else 0.15
-                    freshness = 0.5 ** ((at - released[story]) / 1.5)
-                    chance = 0.9 * (1 + position) ** -0.6 * related * appeal[story] * freshness
-                if rng.random() < chance:
+                related = section_of[story] == section_of[source]
+                age = at - released[story]
+                if rng.random() < _chance(simulation, position, related, appeal[story], age):
                     click = {"kind": "click", "reader": key, "source": source, "target": story}
                     events.append({**click, "position": position, "time": when})
     return events
+
+
+def _released(
+    articles: Sequence[dict[str, Any]], simulation: Simulation, rng: random.Random
+) -> tuple[dict[str, float], dict[str, str], dict[str, float]]:
+    """Each story's release day (in a random order over the run), section and hidden appeal."""
+    stories = list(articles)
+    rng.shuffle(stories)
+    released = {s["id"]: n * simulation.days / len(stories) for n, s in enumerate(stories)}
+    section_of = {s["id"]: s.get("section", "") for s in stories}
+    appeal = {s["id"]: rng.betavariate(2, 2) for s in stories}
+    return released, section_of, appeal
+
+
+def _fresh(released: dict[str, float], at: float, simulation: Simulation) -> list[str]:
+    """The stories a page shows at ``at``: released in the last ``fresh_days``."""
+    return [i for i, t in released.items() if at - simulation.fresh_days <= t <= at]
+
+
+def _chance(
+    simulation: Simulation, position: int, liked: bool, appeal: float, age_days: float
+) -> float:
+    """A shown story's click probability (the formula of the module doc)."""
+    if simulation.random_clicks:
+        return 0.12
+    interest = 1.0 if liked else 0.15
+    freshness = 0.5 ** (age_days / 1.5)
+    chance: float = 0.9 * (1 + position) ** -0.6 * interest * appeal * freshness
+    return chance
 
 
 def _tsv(text: str) -> str:
